@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU machines: the CPU build of torch (an unpinned torch pulls several GB of CUDA packages).
+# On a GPU machine: make install TORCH=torch
+TORCH  ?= torch==2.13.0
+
+.PHONY: install demo test test-all bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt "$(TORCH)"
+	$(BIN)/pip install -q -c constraints.txt -e '.[rl,serve,dev]'
+	touch $@
+
+demo: install
+	$(BIN)/r1zero run recipes/tiny-zero.yaml --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m ''
+
+clean:
+	rm -rf $(VENV) runs

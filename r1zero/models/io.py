@@ -1,0 +1,72 @@
+"""Load and save model folders: standard Hugging Face folders, local paths or hub ids.
+
+Saving is atomic: everything goes into a temporary sibling folder that is renamed into place, so a
+killed process never leaves a half-written model where a complete one is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from r1zero.errors import UserError
+
+
+def check_model_folder(path: str | Path) -> None:
+    """A local folder must hold a config.json; anything else that is not a path is a hub id."""
+    p = Path(path)
+    looks_local = p.is_absolute() or str(path).startswith(".") or p.exists() or str(path).count("/") != 1
+    if looks_local and not (p / "config.json").is_file():
+        raise UserError(f"model folder {str(path)!r} not found or has no config.json; "
+                        "expected a Hugging Face model folder (e.g. the output of `r1zero build`)")
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    check_model_folder(path)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu"):
+    """The model in eval mode, with the batched MoE kernel where the architecture has one."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    check_model_folder(path)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
+    set_fast_experts(model)
+    return model.to(device).eval()
+
+
+def set_fast_experts(model) -> None:
+    """transformers loops over experts in Python by default; batched matmuls are faster here."""
+    if getattr(model.config, "n_routed_experts", None) and hasattr(model, "set_experts_implementation"):
+        model.set_experts_implementation("batched_mm")
+
+
+def save_model_folder(model, tokenizer, out_dir: str | Path, readme: str | None = None) -> Path:
+    """Write model + tokenizer (+ README.md) to `out_dir` atomically."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if readme:
+        (tmp / "README.md").write_text(readme)
+    replace_dir(tmp, out)
+    return out
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename `tmp` onto `out`; an existing `out` is moved aside first and removed after."""
+    old = out.with_name(out.name + f".old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
