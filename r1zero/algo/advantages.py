@@ -1,0 +1,107 @@
+"""Advantage estimators: turn the rewards of G samples per prompt into one advantage per sample.
+
+Every estimator is a registered pure function `(rewards[B, G], cfg) -> adv[B, G]`, where row b
+holds the G completions sampled for prompt b. Outcome rewards only: one scalar per completion,
+broadcast over its tokens by the loss.
+
+Where these depart from their papers:
+- `grpo` (DeepSeekMath, Shao et al. 2024) divides by the *sample* standard deviation of the group
+  (Bessel-corrected, `torch.std` default), as TRL and verl do; the paper just says "std". A group
+  whose rewards are all equal gets advantage 0 (not NaN), and so does a group of one (G = 1).
+- `reinforce_pp` (REINFORCE++ with a group baseline, Hu 2025; verl's `reinforce_plus_plus_baseline`)
+  subtracts the group mean, then divides by the sample std of those centred values over the whole
+  batch. The paper also subtracts the batch mean; after group centring it is exactly 0, so we skip it.
+  verl whitens over tokens (longer completions weigh more); we whiten over completions.
+- `rloo` (Ahmadian et al. 2024) needs G >= 2 and says so rather than inventing a baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from r1zero.errors import UserError
+from r1zero.registry import Registry
+
+ADVANTAGES: Registry = Registry("advantage")
+
+
+@dataclass(frozen=True)
+class AdvantageConfig:
+    """Options shared by the advantage estimators."""
+
+    # Added to a standard deviation before dividing, so a group (or batch) with equal rewards
+    # gives 0 instead of NaN. Default 1e-6 as in verl; TRL uses 1e-4. (grpo, reinforce_pp)
+    eps: float = 1e-6
+
+
+def _sample_std(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Bessel-corrected std; 0 (not NaN) when only one value is reduced."""
+    n = x.numel() if dim is None else x.shape[dim]
+    return x.std(dim=dim, correction=min(1, n - 1), keepdim=keepdim)
+
+
+def _as_groups(rewards: Tensor) -> Tensor:
+    if rewards.ndim != 2:
+        shape = tuple(rewards.shape)
+        raise ValueError(f"rewards must be (B, G): prompts x samples per prompt; got shape {shape}")
+    return rewards if rewards.is_floating_point() else rewards.to(torch.float32)
+
+
+@ADVANTAGES.register("grpo")
+def grpo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
+    """GRPO: `(r - mean(group)) / (std(group) + eps)`, sample std.
+
+    >>> grpo_advantages(torch.tensor([[1.0, 1.0, 0.0, 0.0]]), AdvantageConfig()).round(decimals=4)
+    tensor([[ 0.8660,  0.8660, -0.8660, -0.8660]])
+    """
+    rewards = _as_groups(rewards)  # (B, G)
+    centred = rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+    std = _sample_std(rewards, dim=1, keepdim=True)  # (B, 1)
+    return centred / (std + cfg.eps)  # (B, G)
+
+
+@ADVANTAGES.register("dr_grpo")
+def dr_grpo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
+    """Dr. GRPO (Liu et al. 2025): `r - mean(group)`; no std division, which biases towards
+    easy and hard questions (groups with little spread).
+
+    >>> dr_grpo_advantages(torch.tensor([[1.0, 1.0, 1.0, 0.0]]), AdvantageConfig())
+    tensor([[ 0.2500,  0.2500,  0.2500, -0.7500]])
+    """
+    rewards = _as_groups(rewards)  # (B, G)
+    return rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+
+
+@ADVANTAGES.register("rloo")
+def rloo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
+    """RLOO: `r_i - mean_{j != i} r_j`, the mean of the *other* samples of the same prompt.
+
+    Equal to `G / (G - 1) * (r_i - mean(group))`, which is how it is computed.
+
+    >>> rloo_advantages(torch.tensor([[1.0, 1.0, 1.0, 0.0]]), AdvantageConfig()).round(decimals=4)
+    tensor([[ 0.3333,  0.3333,  0.3333, -1.0000]])
+    """
+    rewards = _as_groups(rewards)  # (B, G)
+    g = rewards.shape[1]
+    if g < 2:
+        raise UserError(f"advantage 'rloo' needs at least 2 samples per prompt; got {g}")
+    return (rewards - rewards.mean(dim=1, keepdim=True)) * (g / (g - 1))  # (B, G)
+
+
+@ADVANTAGES.register("reinforce_pp")
+def reinforce_pp_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
+    """REINFORCE++ (group baseline): `(r - mean(group)) / (std over the batch + eps)`.
+
+    The std is the sample std of the group-centred rewards over all B * G completions, so one
+    scale is shared by every prompt (unlike `grpo`, which rescales each group on its own).
+
+    >>> reinforce_pp_advantages(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), AdvantageConfig()).round(decimals=4)
+    tensor([[ 1.2247, -1.2247],
+            [ 0.0000,  0.0000]])
+    """
+    rewards = _as_groups(rewards)  # (B, G)
+    centred = rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+    return centred / (_sample_std(centred) + cfg.eps)  # (B, G) / ()
