@@ -161,3 +161,15 @@ def build_model(shape: ModelShape, out_dir: Path, seed: int) -> Path:
     )
     save_model_folder(model, tokenizer, out_dir, readme=readme)
     return out_dir
+
+
+def run_build(cfg, ctx) -> Path:
+    """Stage `build`: writes the model folder to `<stage_dir>/model`."""
+    from dataclasses import asdict
+
+    shape = ModelShape(**asdict(cfg))
+    out = build_model(shape, ctx.stage_dir / "model", ctx.seed)
+    config_path = out / "config.json"
+    print(f"built {cfg.arch} model in {out} ({config_path.stat().st_size} bytes of config); "
+          f"see {out / 'README.md'}")
+    return out

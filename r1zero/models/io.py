@@ -34,7 +34,7 @@ def load_tokenizer(path: str | Path):
 
 
 def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu"):
-    """The model in eval mode, with the batched MoE kernel where the architecture has one."""
+    """The model in eval mode, with the grouped MoE kernel where the architecture has one."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -45,9 +45,13 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu"):
 
 
 def set_fast_experts(model) -> None:
-    """transformers loops over experts in Python by default; batched matmuls are faster here."""
+    """transformers loops over experts in Python by default; `grouped_mm` is faster where it counts.
+
+    Measured on 2 CPU cores with the tiny DeepSeek-V3 (bench/README.md): generation 9.6k tok/s
+    grouped_mm vs 6.4k eager vs 2.2k batched_mm; training within 5% of eager (batched_mm 40x slower).
+    """
     if getattr(model.config, "n_routed_experts", None) and hasattr(model, "set_experts_implementation"):
-        model.set_experts_implementation("batched_mm")
+        model.set_experts_implementation("grouped_mm")
 
 
 def save_model_folder(model, tokenizer, out_dir: str | Path, readme: str | None = None) -> Path:

@@ -1,0 +1,245 @@
+"""Typed recipe and stage configs: YAML + `key=value` overrides, checked field by field.
+
+A recipe is a list of stage ids plus one section per stage. A section's `kind` (default: its id)
+picks the stage and therefore the dataclass that types it, so a recipe can run the same kind twice
+(`eval_base`, `eval_rl`). Every field is documented once, in its dataclass, with `doc(...)`.
+Mistakes (unknown key, wrong type, missing path) raise `UserError` naming the key and what was
+expected; the CLI turns that into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from r1zero.errors import UserError
+
+
+def doc(default: Any, meaning: str, source: str = "r1zero") -> Any:
+    """A dataclass field with its documentation (meaning, default, source) attached."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": meaning, "source": source})
+    return field(default=default, metadata={"doc": meaning, "source": source})
+
+
+@dataclass
+class BuildConfig:
+    arch: str = doc("deepseek_v3", "architecture: deepseek_v3 (MLA + MoE), qwen2 or llama", "DeepSeek-V3")
+    vocab_size: int = doc(384, "BPE vocabulary size before the reasoning tags are added")
+    hidden_size: int = doc(128, "model width")
+    layers: int = doc(4, "decoder layers")
+    heads: int = doc(4, "attention heads")
+    intermediate_size: int = doc(384, "FFN width of dense layers (the first layer in deepseek_v3)")
+    experts: int = doc(4, "routed experts per MoE layer (deepseek_v3)", "DeepSeek-V3")
+    experts_per_token: int = doc(2, "routed experts each token goes to", "DeepSeek-V3")
+    shared_experts: int = doc(1, "always-on shared experts", "DeepSeekMoE")
+    moe_intermediate_size: int = doc(96, "FFN width of each expert")
+    kv_lora_rank: int = doc(32, "MLA: width of the compressed KV latent that is cached", "DeepSeek-V2")
+    max_position_embeddings: int = doc(256, "longest sequence the model is built for")
+
+
+@dataclass
+class PretrainConfig:
+    model: str = doc("", "input model folder; empty = the previous stage's output")
+    steps: int = doc(450, "optimizer steps")
+    batch_size: int = doc(128, "documents per step")
+    lr: float = doc(3e-3, "peak AdamW learning rate")
+    min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr")
+    warmup_steps: int = doc(30, "linear warmup steps")
+    weight_decay: float = doc(0.01, "AdamW weight decay")
+    grad_clip: float = doc(1.0, "max gradient norm")
+    min_digits: int = doc(2, "smallest problems (digits of the larger operand)")
+    max_digits: int = doc(3, "largest problems")
+    ops: str = doc("+-*", "operations in the corpus")
+    direct_share: float = doc(0.3, "share of documents answered directly, with an empty <think>")
+    slip_share: float = doc(0.3, "share of worked solutions carrying one consistent slip")
+    bias_update_gamma: float = doc(
+        1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
+        "DeepSeek-V3 sec. 2.1.2")
+    held_out: int = doc(200, "held-out evaluation problems that training never sees")
+    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end")
+    keep_checkpoints: int = doc(2, "checkpoints kept on disk")
+    log_every: int = doc(10, "steps between metrics.jsonl lines")
+
+
+@dataclass
+class EvalConfig:
+    model: str = doc("", "model folder to evaluate; empty = the previous stage's output")
+    task: str = doc("arithmetic", "task name or data file (see r1zero.tasks)")
+    problems: int = doc(200, "held-out problems")
+    samples: int = doc(8, "samples per problem for sampled pass@1 / pass@k")
+    temperature: float = doc(1.0, "sampling temperature (R1 paper: 0.6)", "DeepSeek-R1")
+    top_p: float = doc(1.0, "nucleus sampling (R1 paper: 0.95)", "DeepSeek-R1")
+    max_new_tokens: int = doc(64, "completion length limit")
+    batch_size: int = doc(256, "sequences generated together")
+    min_digits: int = doc(2, "arithmetic: smallest held-out problems")
+    max_digits: int = doc(3, "arithmetic: largest held-out problems")
+    ops: str = doc("+-*", "arithmetic: operations")
+
+
+@dataclass
+class Recipe:
+    name: str = doc("run", "run name; the run folder is out_dir/name")
+    seed: int = doc(0, "seed for everything")
+    out_dir: str = doc("runs", "where run folders go")
+    threads: int = doc(0, "torch CPU threads; 0 = all cores")
+    stages: list = doc([], "stage ids in order; each has a section (its `kind` defaults to its id)")
+    sections: dict = doc({}, "stage id -> typed stage config (filled by resolve)")
+
+    kinds: dict = doc({}, "stage id -> stage kind (filled by resolve)")
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("name", "seed", "out_dir", "threads", "stages")}
+        for sid, cfg in self.sections.items():
+            out[sid] = {"kind": self.kinds[sid], **dataclasses.asdict(cfg)}
+        return out
+
+
+TOP_LEVEL = ("name", "seed", "out_dir", "threads", "stages")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`pretrain.steps=200` -> (["pretrain", "steps"], 200); the value is read as YAML."""
+    if "=" not in text:
+        raise UserError(f"override {text!r}: expected key=value, e.g. pretrain.steps=200")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_override(raw: dict, path: list[str], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override {'.'.join(path)}: {part!r} is not a section")
+    node[path[-1]] = value
+
+
+def check_type(key: str, value: Any, hint: Any) -> Any:
+    """`value` if it fits `hint` (ints are accepted as floats), else a UserError naming `key`."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return check_type(key, value, option)
+            except UserError:
+                pass
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
+        raise UserError(f"{key}: expected {names}, got {value!r}")
+    base = origin or hint
+    if hint is type(None):
+        ok = value is None
+    elif base is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        ok, value = True, str(value)  # `ops=+-` or `task=123` read as YAML numbers
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise UserError(f"{key}: expected {getattr(base, '__name__', base)}, got {value!r} "
+                        f"({type(value).__name__})")
+    return value
+
+
+def build_section(stage_id: str, kind: str, cls: type, values: dict) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise UserError(f"unknown key {stage_id}.{key} for a {kind} stage; "
+                            f"valid keys: {', '.join(sorted(known))}")
+        kwargs[key] = check_type(f"{stage_id}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def resolve(raw: dict, overrides: list[str] = ()) -> Recipe:
+    """A raw recipe dict + overrides -> a typed Recipe (raises UserError on any mistake)."""
+    from r1zero.stages import STAGES
+
+    raw = dict(raw)
+    for text in overrides:
+        apply_override(raw, *parse_override(text))
+    hints = typing.get_type_hints(Recipe)
+    recipe = Recipe(**{k: check_type(k, raw[k], hints[k]) for k in TOP_LEVEL if k in raw})
+    if not recipe.stages:
+        raise UserError("recipe has no stages; expected e.g. `stages: [build, pretrain, eval]`")
+    for key, values in raw.items():
+        if key in TOP_LEVEL:
+            continue
+        if not isinstance(values, dict):
+            raise UserError(f"unknown top-level key {key!r}; expected one of {', '.join(TOP_LEVEL)} "
+                            f"or a stage section ({', '.join(STAGES.names())})")
+        values = dict(values)
+        kind = values.pop("kind", key)
+        if kind not in STAGES:
+            raise UserError(f"section {key!r}: unknown stage kind {kind!r}; "
+                            f"expected one of {', '.join(STAGES.names())} (or set `kind:`)")
+        recipe.sections[key] = build_section(key, kind, STAGES.get(kind).config, values)
+        recipe.kinds[key] = kind
+    for sid in recipe.stages:
+        if sid not in recipe.sections:
+            if sid not in STAGES:
+                raise UserError(f"stage {sid!r} has no section and is not a stage kind; "
+                                f"expected one of {', '.join(STAGES.names())}")
+            recipe.sections[sid], recipe.kinds[sid] = STAGES.get(sid).config(), sid
+    check_paths(recipe)
+    return recipe
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def check_paths(recipe: Recipe) -> None:
+    """A stage's `model` is empty, an earlier stage id, or an existing model folder; a data file exists."""
+    from r1zero.models.io import check_model_folder
+
+    for i, sid in enumerate(recipe.stages):
+        section = recipe.sections[sid]
+        ref = getattr(section, "model", "")
+        if ref and ref not in recipe.stages[:i]:
+            try:
+                check_model_folder(ref)
+            except UserError as e:
+                raise UserError(f"{sid}.model: {e}") from None
+        for key in ("task", "data"):
+            value = getattr(section, key, "")
+            if isinstance(value, str) and value.endswith(DATA_SUFFIXES) and not Path(value).is_file():
+                raise UserError(f"{sid}.{key}: data file {value!r} not found; expected a path to a "
+                                f"{'/'.join(DATA_SUFFIXES)} file or a task name")
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"recipe file {str(p)!r} not found; expected a YAML file such as recipes/tiny-zero.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"recipe {p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"recipe {p}: expected a mapping of keys to values at the top level")
+    return resolve(raw, overrides)
+
+
+def describe(cls: type) -> list[tuple[str, str, Any, str]]:
+    """(name, meaning, default, source) for each field: the documentation the CLI prints."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((f.name, f.metadata.get("doc", ""), default, f.metadata.get("source", "")))
+    return rows

@@ -1,0 +1,72 @@
+"""Per-problem statistics: unbiased pass@k (Chen et al. 2021), cons@k, and the answer/format checks.
+
+- `pass_at_k(n, c, k) = 1 - C(n-c, k) / C(n, k)`: the chance that k of the n samples, drawn
+  without replacement, hold a correct one. pass@1 is the mean correctness over the n samples
+  (the R1 paper's pass@1 at temperature 0.6 with k samples per question).
+- `cons_at_k`: majority vote over the first k samples' answers (see `inference.vote`: equivalent
+  answers count together, ties go to the answer seen first). Departure: one draw of k samples, not
+  an average over all k-subsets as for pass@k, as in the R1 paper's cons@64.
+- The final answer is read as the rewards read it (`<answer>` tags, else the last `\\boxed{}`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from math import comb
+
+from r1zero.eval.inference import vote
+from r1zero.rewards.extract import plain_final_answer
+from r1zero.rewards.format import is_strict_format
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn from n (c correct) is correct: 1 - C(n-c,k)/C(n,k).
+
+    >>> pass_at_k(4, 1, 1), pass_at_k(4, 1, 2), pass_at_k(4, 3, 2)
+    (0.25, 0.5, 1.0)
+    """
+    if not 0 < k <= n:
+        raise ValueError(f"pass@k needs 0 < k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def pass_at_k_curve(n: int, correct_counts: Sequence[int]) -> dict[int, float]:
+    """Mean unbiased pass@k over problems, for every k in 1..n."""
+    return {k: sum(pass_at_k(n, c, k) for c in correct_counts) / max(1, len(correct_counts))
+            for k in range(1, n + 1)}
+
+
+def vote_ks(n: int) -> list[int]:
+    """The k's cons@k is reported at: powers of two below n, and n."""
+    ks = [1 << i for i in range(n.bit_length()) if 1 << i < n]
+    return ks + [n]
+
+
+def cons_at_k(groups: Sequence[int | None], correct: Sequence[bool], k: int) -> bool:
+    """Whether the majority answer of the first k samples is correct (no answers: False).
+
+    >>> cons_at_k([0, 1, 1, 0], [False, True, True, False], 3), cons_at_k([0, 1], [False, True], 2)
+    (True, False)
+    """
+    winner, _ = vote(groups[:k])
+    return winner is not None and bool(correct[list(groups).index(winner)])
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer: inside the last <answer>...</answer> (a \\boxed{} in it unwrapped), else the
+    last \\boxed{}; None without either."""
+    return plain_final_answer(text)
+
+
+def well_formed(text: str) -> bool:
+    """Exactly `<think>...</think><answer>...</answer>` (the `format` reward's strict check)."""
+    return is_strict_format(text)
+
+
+def reasons(text: str) -> bool:
+    """Whether a completion works step by step: its <think> block is not empty."""
+    m = re.search(r"<think>(.*?)</think>", text, re.DOTALL)
+    return bool(m and m.group(1).strip())

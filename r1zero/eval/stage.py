@@ -1,0 +1,61 @@
+"""Stage `eval`: one or several model folders on one task, side by side, written as a report.
+
+The stage's input model (`model`, default the previous stage's output) comes first; `models` adds
+more folders or earlier stage ids (base vs RL vs distilled), all evaluated on the same items with
+the same seed. Writes, in the stage folder: eval.json (the first model's metrics at the top level,
+as the demo report reads them, and every model's under `models`), per-item jsonl, report.md and
+passk.png. See `evaluate.py` for what is measured and `inference.py` for budget forcing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from r1zero.errors import UserError
+from r1zero.eval.evaluate import EvalOptions, ModelEval, evaluate_model, load_task_examples
+from r1zero.eval.report import print_table, write_report
+
+__all__ = ["evaluate_model", "evaluate_models", "print_table", "run_eval"]
+
+
+def resolve_model(ref: str, run_dir: Path) -> Path:
+    """An earlier stage id of this run (its done.json names its model) or a model folder."""
+    done = run_dir / ref / "done.json"
+    if "/" not in ref and done.is_file():
+        model = json.loads(done.read_text()).get("model")
+        if not model:
+            raise UserError(f"eval.models: stage {ref!r} wrote no model")
+        return Path(model)
+    from r1zero.models.io import check_model_folder
+
+    check_model_folder(ref)
+    return Path(ref)
+
+
+def evaluate_models(model_dirs: list[Path], opts: EvalOptions, seed: int) -> list[ModelEval]:
+    """Every model on the same items."""
+    task, examples = load_task_examples(opts, seed)
+    return [evaluate_model(m, opts, seed, examples, task) for m in model_dirs]
+
+
+def settings_line(opts: EvalOptions, n_items: int) -> dict:
+    out = {"task": opts.task, "split": opts.split, "items": n_items, "k": opts.samples,
+           "temperature": opts.temperature, "top_p": opts.top_p, "max_new_tokens": opts.max_new_tokens,
+           "template": opts.template}
+    if opts.min_think_tokens or opts.max_think_tokens:
+        out.update(min_think_tokens=opts.min_think_tokens, max_think_tokens=opts.max_think_tokens)
+    if opts.verifier:
+        out["verifier"] = opts.verifier
+    return out
+
+
+def run_eval(cfg, ctx) -> None:
+    opts = EvalOptions.from_config(cfg)
+    model_dirs = [ctx.model] + [resolve_model(str(ref), ctx.run_dir) for ref in getattr(cfg, "models", [])]
+    evals = evaluate_models(model_dirs, opts, ctx.seed)
+    results = [e.summary for e in evals]
+    paths = write_report(results, [e.items for e in evals], ctx.stage_dir, settings_line(opts, results[0]["problems"]))
+    print_table(results, f"eval: {opts.task} ({results[0]['problems']} items, {opts.samples} samples each, "
+                         f"T={opts.temperature}, top-p={opts.top_p})")
+    print(f"saved {paths['eval']} and {paths['report']}")

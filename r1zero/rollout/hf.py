@@ -1,0 +1,76 @@
+"""Sampler `hf`: batched sampling with Hugging Face `generate` and its KV cache.
+
+Log-probabilities are those of the temperature-scaled full distribution, `log_softmax(logits / T)`,
+taken from the raw logits `generate` returns (the same convention as TRL and vLLM's default); with
+top-p / top-k on, the tokens are drawn from the truncated distribution but their log-probs are not
+renormalised. Greedy (T = 0) reports `log_softmax(logits)`.
+A stop string that is one token (like `</answer>`) stops generation as an extra EOS id.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from r1zero.rollout.base import SamplingParams
+from r1zero.types import Rollout
+
+
+class HFSampler:
+    def __init__(self, model, tokenizer, batch_size: int = 256):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+
+    def stop_ids(self, params: SamplingParams) -> list[int]:
+        ids = [self.tokenizer.eos_token_id]
+        for s in params.stop:
+            tok = self.tokenizer(s, add_special_tokens=False)["input_ids"]
+            if len(tok) != 1:
+                raise ValueError(f"stop string {s!r} is {len(tok)} tokens; the hf sampler stops on one-token strings")
+            ids.append(tok[0])
+        return ids
+
+    def update_weights(self, state_dict: dict) -> None:
+        self.model.load_state_dict(state_dict)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: list[list[int]], n: int, params: SamplingParams) -> list[Rollout]:
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        flat = [p for p in prompt_ids for _ in range(n)]
+        out: list[Rollout] = []
+        for start in range(0, len(flat), self.batch_size):
+            out += self._generate_chunk(flat[start : start + self.batch_size], params)
+        return out
+
+    def _generate_chunk(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
+        pad, stops = self.tokenizer.pad_token_id, self.stop_ids(params)
+        width = max(map(len, prompts))
+        input_ids = torch.full((len(prompts), width), pad)  # (B, P) left-padded
+        mask = torch.zeros_like(input_ids)
+        for i, p in enumerate(prompts):
+            input_ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+        greedy = params.temperature <= 0
+        sample_args = {} if greedy else dict(temperature=params.temperature, top_p=params.top_p,
+                                              top_k=params.top_k or None)
+        was_training = self.model.training
+        self.model.eval()
+        gen = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
+            do_sample=not greedy, eos_token_id=stops, pad_token_id=pad,
+            return_dict_in_generate=True, output_logits=True, **sample_args)
+        self.model.train(was_training)
+        new = gen.sequences[:, width:]  # (B, T)
+        logits = torch.stack(gen.logits, dim=1).float()  # (B, T, V)
+        scale = 1.0 if greedy else params.temperature
+        logp = torch.log_softmax(logits / scale, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        rollouts = []
+        stop_set = set(stops)
+        for i, p in enumerate(prompts):
+            row = new[i].tolist()
+            end = next((t + 1 for t, tok in enumerate(row) if tok in stop_set), None)
+            ids = row[:end] if end else row
+            rollouts.append(Rollout(
+                prompt_ids=list(p), completion_ids=ids, logprobs=logp[i, : len(ids)].tolist(),
+                finish_reason="stop" if end else "length",
+                text=self.tokenizer.decode(ids, skip_special_tokens=True)))
+        return rollouts

@@ -1,0 +1,42 @@
+"""The stage registry: each kind names its config dataclass and the function that runs it.
+
+Runners are imported only when their stage runs, so `r1zero eval` never imports the RL stack.
+A runner is `run(cfg, ctx: StageContext) -> Path | None` and returns the model folder it wrote.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from r1zero import config as C
+from r1zero.registry import Registry
+
+
+@dataclass
+class StageContext:
+    run_dir: Path  # runs/<name>
+    stage_dir: Path  # runs/<name>/<stage id>
+    stage_id: str
+    seed: int
+    model: Path | None  # input model folder (None for build)
+    resume: bool  # continue from the stage's last checkpoint if there is one
+
+
+@dataclass(frozen=True)
+class Stage:
+    config: type
+    runner: str  # "module:function"
+
+    def run(self, cfg: Any, ctx: StageContext) -> Path | None:
+        module, name = self.runner.split(":")
+        fn: Callable = getattr(importlib.import_module(module), name)
+        return fn(cfg, ctx)
+
+
+STAGES: Registry[Stage] = Registry("stage")
+STAGES.register("build")(Stage(C.BuildConfig, "r1zero.models.build:run_build"))
+STAGES.register("pretrain")(Stage(C.PretrainConfig, "r1zero.train.pretrain:run_pretrain"))
+STAGES.register("eval")(Stage(C.EvalConfig, "r1zero.eval.stage:run_eval"))

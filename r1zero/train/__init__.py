@@ -1,0 +1,1 @@
+"""Training loops (pretrain, sft, rl), checkpoints with exact resume, metrics and progress."""

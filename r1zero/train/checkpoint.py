@@ -1,0 +1,67 @@
+"""Checkpoints that resume bit-exactly: model, optimizer, scheduler, RNG states and data position.
+
+Each checkpoint is `checkpoints/step-N/state.pt`, written into a temporary folder and renamed, so
+a process killed mid-write leaves the previous checkpoint intact and never a partial one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(ckpt_root: Path, step: int, objects: dict[str, Any], extra: dict | None = None,
+                    keep: int = 2) -> Path:
+    """Save `state_dict()` of each object (model, optimizer, ...) plus RNG and `extra` at `step`."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step-{step}"
+    tmp = ckpt_root / f".step-{step}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    state = {name: obj.state_dict() for name, obj in objects.items()}
+    state.update(step=step, rng=rng_state(), extra=extra or {})
+    torch.save(state, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(ckpt_root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary folders are ignored)."""
+    if not ckpt_root.is_dir():
+        return []
+    done = [p for p in ckpt_root.glob("step-*") if (p / "state.pt").is_file()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
+    found = list_checkpoints(ckpt_root)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, objects: dict[str, Any]) -> tuple[int, dict]:
+    """Restore each object and the RNG states; returns (step, extra)."""
+    state = torch.load(path / "state.pt", weights_only=False)
+    for name, obj in objects.items():
+        obj.load_state_dict(state[name])
+    set_rng_state(state["rng"])
+    return state["step"], state["extra"]
