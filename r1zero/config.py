@@ -84,6 +84,47 @@ class EvalConfig:
 
 
 @dataclass
+class RLConfig:
+    model: str = doc("", "policy model folder or hub id; empty = the previous stage's output")
+    task: str = doc("arithmetic", "task name, rg:<name>, hf:<dataset> or a data file (r1zero.tasks)")
+    task_options: dict = doc({}, "options for the task, e.g. {min_digits: 2, max_digits: 3}")
+    template: str = doc("plain", "prompt template: r1_zero, chat or plain", "DeepSeek-R1 (r1_zero)")
+    rewards: dict = doc({"numeric": 1.0, "format": 0.1}, "reward name -> weight; empty = the task's defaults")
+    accuracy_reward: str = doc("", "reward whose score 1 counts as correct; empty = the first in `rewards`")
+    reward_timeout_s: float = doc(30.0, "time budget of one reward call; past it the sample scores 0")
+    steps: int = doc(300, "RL steps (one rollout batch and its updates each)")
+    prompts_per_step: int = doc(16, "B: prompts per step")
+    group_size: int = doc(8, "G: completions per prompt", "GRPO")
+    max_new_tokens: int = doc(64, "completion length limit")
+    temperature: float = doc(1.0, "sampling temperature during RL")
+    top_p: float = doc(1.0, "nucleus sampling during RL")
+    top_k: int = doc(0, "top-k sampling during RL; 0 = off")
+    stop: list = doc(["</answer>"], "generation stops after these (one-token) strings")
+    advantage: str = doc("grpo", "advantage estimator: grpo, dr_grpo, rloo, reinforce_pp")
+    loss: str = doc("dapo", "policy loss variant: grpo, dapo, dr_grpo, gspo")
+    loss_options: dict = doc({}, "overrides of the loss variant: eps_low, eps_high, aggregation, beta, ...")
+    num_iterations: int = doc(1, "epochs over each rollout batch (mu); ratios differ from 1 from the second on",
+                              "GRPO")
+    minibatches: int = doc(1, "optimizer steps per epoch (the batch is split into this many)")
+    grad_accum: int = doc(1, "gradient accumulation micro-steps per minibatch")
+    lr: float = doc(5e-5, "AdamW learning rate (3e-4 collapsed a ~1M model in trials)")
+    lr_schedule: str = doc("constant", "constant or cosine (to 10%), after warmup")
+    warmup_steps: int = doc(0, "linear warmup steps")
+    weight_decay: float = doc(0.0, "AdamW weight decay")
+    grad_clip: float = doc(1.0, "max gradient norm")
+    dynamic_sampling: bool = doc(True, "drop groups whose rewards are all equal and draw more prompts", "DAPO")
+    max_resample: int = doc(3, "dynamic sampling: extra generation rounds per step at most", "DAPO")
+    overlong_filter: bool = doc(False, "mask truncated completions out of the loss", "DAPO")
+    lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")
+    lora_rank: int = doc(16, "LoRA rank")
+    lora_alpha: int = doc(32, "LoRA alpha")
+    gradient_checkpointing: bool = doc(False, "recompute activations in backward to save memory")
+    checkpoint_every: int = doc(50, "steps between checkpoints; 0 = only at the end")
+    keep_checkpoints: int = doc(2, "checkpoints kept on disk")
+    log_samples: int = doc(2, "completions per step written to samples.jsonl")
+
+
+@dataclass
 class Recipe:
     name: str = doc("run", "run name; the run folder is out_dir/name")
     seed: int = doc(0, "seed for everything")

@@ -126,7 +126,8 @@ def _advance_thinking(row: _Row, out: Rollout | None, limit: int, end_id: int, w
     if stopped and ids[-1] == end_id:
         row.add(ids[:-1], logprobs[:-1])
         if len(row.ids) < min_think and len(row.ids) + len(wait_ids) < max_new_tokens:
-            row.add(wait_ids)  # s1: suppress the end of thinking, append "Wait", think on
+            room = len(wait_ids) if max_think is None else max_think - len(row.ids)
+            row.add(wait_ids[:room])  # s1: suppress the end of thinking, append "Wait", think on
         else:
             row.add(ids[-1:], logprobs[-1:])
             row.thinking = False

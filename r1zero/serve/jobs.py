@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from r1zero.serve.decoding import StopText
 from r1zero.serve.engine import Engine, EngineFull, Event, Sequence
-from r1zero.serve.protocol import APIError, Choice, CommonRequest
+from r1zero.serve.protocol import APIError, CommonRequest
+from r1zero.serve.reasoning import prompt_opens_thinking
 
 
 @dataclass
@@ -66,6 +67,18 @@ class Job:
                 batch.append(self.queue.get_nowait())
             left -= sum(1 for _, e in batch if e.finish_reason)
             yield batch
+
+
+def render_chat(tokenizer, template: str, messages: list[dict]) -> tuple[list[int], bool]:
+    """Token ids of a conversation under a prompt template (r1zero.tasks.templates), and whether the
+    rendered prompt opens `<think>` for the model. A template that cannot render it raises UserError."""
+    from r1zero.tasks.templates import TEMPLATES
+    from r1zero.types import Example
+
+    role = {"developer": "system"}
+    messages = [{**m, "role": role.get(m["role"], m["role"])} for m in messages]
+    text = TEMPLATES.get(template)(Example(prompt=messages, answer=""), tokenizer)
+    return tokenizer(text, add_special_tokens=False)["input_ids"], prompt_opens_thinking(text)
 
 
 def plan_request(request: CommonRequest, prompts: list[list[int]], context: int, default_max_tokens: int,
@@ -176,6 +189,3 @@ def reasoning_token_count(token_ids: list[int], think_close_id: int | None, has_
         return token_ids.index(think_close_id) + 1
     return len(token_ids)
 
-
-def as_choice(text: str, event: Event) -> Choice:
-    return Choice(text, event.finish_reason, event.completion_tokens)
