@@ -125,6 +125,46 @@ class RLConfig:
 
 
 @dataclass
+class SFTConfig:
+    model: str = doc("", "model folder to fine-tune; empty = the previous stage's output")
+    data: str = doc("", "chat jsonl (`messages`) or prompt/completion jsonl; a stage id = that stage's dataset")
+    steps: int = doc(200, "optimizer steps")
+    epochs: int = doc(0, "if > 0, train this many passes over the data instead of `steps`")
+    batch_size: int = doc(32, "sequences (or packed rows) per step")
+    max_length: int = doc(256, "tokens per sequence or packed row")
+    packing: bool = doc(True, "pack several examples into each row (attention kept within each example)")
+    lr: float = doc(1e-3, "peak AdamW learning rate")
+    warmup_steps: int = doc(10, "linear warmup steps")
+    weight_decay: float = doc(0.0, "AdamW weight decay")
+    grad_clip: float = doc(1.0, "max gradient norm")
+    lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")
+    lora_rank: int = doc(16, "LoRA rank")
+    lora_alpha: int = doc(32, "LoRA alpha")
+    held_out_share: float = doc(0.05, "share of the data kept out for the held-out loss")
+    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end")
+    keep_checkpoints: int = doc(2, "checkpoints kept on disk")
+    log_every: int = doc(10, "steps between metrics.jsonl lines")
+
+
+@dataclass
+class SampleConfig:
+    model: str = doc("", "model that writes the traces; empty = the previous stage's output")
+    task: str = doc("arithmetic", "task name or data file (r1zero.tasks)")
+    task_options: dict = doc({}, "options for the task")
+    template: str = doc("plain", "prompt template: r1_zero, chat or plain")
+    rewards: dict = doc({}, "reward name -> weight; empty = the task's defaults")
+    prompts: int = doc(500, "prompts to sample from")
+    samples: int = doc(4, "generations per prompt (k)")
+    temperature: float = doc(1.0, "sampling temperature")
+    top_p: float = doc(1.0, "nucleus sampling")
+    max_new_tokens: int = doc(64, "completion length limit")
+    min_reward: float = doc(1.0, "keep a generation only if its total reward reaches this (verified)")
+    filters: list = doc(["format", "repetition"], "extra filters: format, repetition, language, longest")
+    dedup: bool = doc(True, "drop duplicate (prompt, completion) pairs")
+    max_per_prompt: int = doc(1, "kept generations per prompt at most")
+
+
+@dataclass
 class Recipe:
     name: str = doc("run", "run name; the run folder is out_dir/name")
     seed: int = doc(0, "seed for everything")
