@@ -165,6 +165,12 @@ class SampleConfig:
 
 
 @dataclass
+class ReportConfig:
+    evals: list = doc([], "eval stage ids to compare side by side; empty = every eval stage, in order")
+    rl: str = doc("", "rl stage whose curves to plot; empty = the last rl stage")
+
+
+@dataclass
 class Recipe:
     name: str = doc("run", "run name; the run folder is out_dir/name")
     seed: int = doc(0, "seed for everything")
