@@ -92,6 +92,7 @@ class RLConfig:
     rewards: dict = doc({"numeric": 1.0, "format": 0.1}, "reward name -> weight; empty = the task's defaults")
     accuracy_reward: str = doc("", "reward whose score 1 counts as correct; empty = the first in `rewards`")
     reward_timeout_s: float = doc(30.0, "time budget of one reward call; past it the sample scores 0")
+    held_out: int = doc(200, "generated tasks: the first N test problems (what eval uses) are never trained on")
     steps: int = doc(300, "RL steps (one rollout batch and its updates each)")
     prompts_per_step: int = doc(16, "B: prompts per step")
     group_size: int = doc(8, "G: completions per prompt", "GRPO")

@@ -72,9 +72,14 @@ def reference_logprobs(cfg, ref_model, policy, batch):
         return completion_logprobs(ref_model, batch, cfg.temperature)[0]
 
 
-def draw_examples(task, cfg, seed: int, step: int, round_: int) -> list[Example]:
-    rng = random.Random(f"rl-{seed}-{step}-{round_}")
-    return [task.sample(rng, split="train") for _ in range(cfg.prompts_per_step)]
+def draw_examples(task, cfg, seed: int, step: int, round_: int, held_out: set[str]) -> list[Example]:
+    """B training prompts, a pure function of (seed, step, round); evaluation problems are skipped."""
+    rng, out = random.Random(f"rl-{seed}-{step}-{round_}"), []
+    while len(out) < cfg.prompts_per_step:
+        example = task.sample(rng, split="train")
+        if str(example.prompt) not in held_out:
+            out.append(example)
+    return out
 
 
 def reward_ref(name: str):
@@ -127,6 +132,8 @@ def run_rl(cfg, ctx) -> Path:
     torch.manual_seed(ctx.seed)
     model, tokenizer = setup_policy(cfg, ctx)
     task = tasks.get(cfg.task, **cfg.task_options)
+    held_out = set() if task.finite or not cfg.held_out else {
+        str(e.prompt) for e in task.examples("test", n=cfg.held_out, seed=ctx.seed)}
     reward_specs = dict(cfg.rewards) or {name: 1.0 for name in task.rewards}
     accuracy_name = cfg.accuracy_reward or next(iter(reward_specs))
     advantage_fn, adv_cfg = ADVANTAGES.get(cfg.advantage), AdvantageConfig()
@@ -154,7 +161,7 @@ def run_rl(cfg, ctx) -> Path:
             t0 = time.perf_counter()
             scored, gen_s, n_tokens = Scored(), 0.0, 0
             for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
-                examples = draw_examples(task, cfg, ctx.seed, step, round_)
+                examples = draw_examples(task, cfg, ctx.seed, step, round_, held_out)
                 prompt_ids = [tokenizer(tasks.render_prompt(e, cfg.template, tokenizer),
                                         add_special_tokens=False)["input_ids"] for e in examples]
                 t_gen = time.perf_counter()
