@@ -27,11 +27,12 @@ import os
 import secrets
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from r1zero.rewards.base import REWARDS, column, message_text
 from r1zero.rewards.extract import code_block, tagged_answer
-from r1zero.rewards.sandbox import Limits, run_python, with_limits
+from r1zero.rewards.sandbox import Limits, SandboxResult, run_python, with_limits
 
 # Runs inside the sandbox: reads {nonce, solution, setup, tests, test_timeout_s} from stdin.
 HARNESS = r'''
@@ -39,6 +40,7 @@ import json, os, signal, sys
 
 def _main():
     spec = json.loads(sys.stdin.read())
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the spec (and nonce) cannot be read again
     report = os.fdopen(os.dup(1), "w")
     nonce = spec.pop("nonce")
     sys.stdout = open(os.devnull, "w")
@@ -53,7 +55,8 @@ def _main():
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
     try:
         exec(compile(spec["solution"] + "\n" + spec["setup"], "solution.py", "exec"), namespace)
-    except BaseException:
+    except BaseException as exc:
+        sys.stderr.write("solution failed: %s: %s\n" % (type(exc).__name__, str(exc)[:200]))
         return
     for i, test in enumerate(spec["tests"]):
         try:
@@ -62,8 +65,9 @@ def _main():
             signal.setitimer(signal.ITIMER_REAL, 0)
             report.write("%s %d\n" % (nonce, i))
             report.flush()
-        except BaseException:
+        except BaseException as exc:
             signal.setitimer(signal.ITIMER_REAL, 0)
+            sys.stderr.write("test %d failed: %s: %s\n" % (i, type(exc).__name__, str(exc)[:200]))
 
 _main()
 '''
@@ -78,7 +82,7 @@ def solution_code(completion_text: str) -> str:
     return answer if answer is not None else completion_text
 
 
-def tests_of(row: dict[str, Any]) -> tuple[str, list[str], str] | None:
+def example_tests(row: dict[str, Any]) -> tuple[str, list[str], str] | None:
     """(setup code, tests, code prompt) for one example's columns, or None when it has no tests."""
     if row.get("tests") is not None:
         tests = row["tests"]
@@ -102,27 +106,40 @@ def compose(code: str, code_prompt: str) -> str:
     return code_prompt.rstrip("\n") + "\n\n\n" + code
 
 
-def score_program(code: str, tests: list[str], setup: str = "", limits: Limits | None = None,
-                  test_timeout_s: float | None = None) -> float:
-    """Fraction of `tests` that pass after running `code` (and `setup`) in the sandbox.
+@dataclass
+class ProgramRun:
+    passed: int
+    total: int
+    sandbox: SandboxResult  # how the process ended, its stderr (the harness notes failures there)
 
-    >>> score_program("def add(a, b):\\n    return a + b", ["assert add(1, 2) == 3", "assert add(1, 1) == 3"])
-    0.5
-    """
-    if not tests:
-        return 0.0
+    @property
+    def score(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+
+def run_tests(code: str, tests: list[str], setup: str = "", limits: Limits | None = None,
+              test_timeout_s: float | None = None) -> ProgramRun:
+    """Run `code` (then `setup`), then each of `tests`, in one sandboxed process."""
     limits = limits or Limits()
     nonce = secrets.token_hex(16)
     spec = {"nonce": nonce, "solution": code, "setup": setup, "tests": tests,
             "test_timeout_s": test_timeout_s or max(1.0, limits.wall_s / 2)}
     result = run_python(HARNESS, stdin=json.dumps(spec), limits=limits)
-    passed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith(nonce + " ")}
-    return len(passed & {str(i) for i in range(len(tests))}) / len(tests)
+    reported = {line.split()[1] for line in result.stdout.splitlines() if line.startswith(nonce + " ")}
+    return ProgramRun(len(reported & {str(i) for i in range(len(tests))}), len(tests), result)
 
 
-def _row(columns: dict[str, Any], i: int, n: int) -> dict[str, Any]:
-    names = ("tests", "test_list", "test_setup_code", "test_imports", "test", "entry_point", "code_prompt", "prompt")
-    return {name: column(columns, name, n)[i] for name in names if name in columns}
+def score_program(code: str, tests: list[str], setup: str = "", limits: Limits | None = None) -> float:
+    """Fraction of `tests` that pass after running `code` (and `setup`) in the sandbox.
+
+    >>> score_program("def add(a, b):\\n    return a + b", ["assert add(1, 2) == 3", "assert add(1, 1) == 3"])
+    0.5
+    """
+    return run_tests(code, tests, setup, limits).score if tests else 0.0
+
+
+TEST_COLUMNS = ("tests", "test_list", "test_setup_code", "test_imports", "test", "entry_point", "code_prompt",
+                "prompt")
 
 
 @REWARDS.register("code")
@@ -138,9 +155,10 @@ def code_reward(prompts: Sequence, completions: Sequence, *, timeout_s: float = 
     """
     n = len(completions)
     limits = with_limits(None, wall_s=timeout_s, memory_mb=memory_mb)
+    test_columns = {name: column(columns, name, n) for name in TEST_COLUMNS if name in columns}
 
     def score(i: int) -> float | None:
-        found = tests_of(_row(columns, i, n))
+        found = example_tests({name: values[i] for name, values in test_columns.items()})
         if found is None:
             return None
         setup, tests, code_prompt = found

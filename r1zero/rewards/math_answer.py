@@ -6,9 +6,11 @@ as if boxed (`\\boxed{pred}`), so `\\frac12` inside `<answer>` counts, as it wou
 
 math-verify's own timeouts use `signal.alarm`, which works only in a process's main thread. Here
 they are always off, and this module enforces its own: by default each answer is scored in a
-worker process of a `DeadlineProcessPool` (in parallel, and a hang costs one worker, not the run);
-with `workers=0` answers are scored in this process, under a SIGALRM timer when called from the
-main thread and with no time limit from other threads. Departure from open-r1's `accuracy_reward`:
+worker process of a `DeadlineProcessPool` (in parallel; the budget counts the worker's CPU time,
+so a busy machine does not zero right answers; a hang costs one worker, not the run). With
+`workers=0` answers are scored in this process, under a wall-clock SIGALRM timer when called from
+the main thread and with no time limit from other threads. The timers raise a BaseException, since
+math-verify catches every Exception and would carry on. Departure from open-r1's `accuracy_reward`:
 a gold answer that math-verify cannot parse is compared as a normalised string instead of skipped.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 from r1zero.rewards.base import REWARDS, column, message_text
 from r1zero.rewards.extract import final_answer
 from r1zero.rewards.match import normalize_answer
-from r1zero.rewards.process_pool import CallTimeout, shared_pool
+from r1zero.rewards.process_pool import BudgetExceeded, raise_budget_exceeded, shared_pool
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +73,16 @@ def score_math_answer(prediction: str, gold: str) -> float:
     return 1.0 if math_answers_equal(prediction, gold) else 0.0
 
 
-def _raise_timeout(signum: int, frame: Any) -> None:
-    raise CallTimeout("math answer timed out")
 
 
 def _score_here(prediction: str, gold: str, timeout_s: float) -> float:
     if threading.current_thread() is not threading.main_thread():
         return score_math_answer(prediction, gold)
-    previous = signal.signal(signal.SIGALRM, _raise_timeout)
+    previous = signal.signal(signal.SIGALRM, raise_budget_exceeded)
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         return score_math_answer(prediction, gold)
-    except CallTimeout:
+    except BudgetExceeded:
         log.warning("math reward: an answer timed out after %.1f s; scored 0", timeout_s)
         return 0.0
     finally:

@@ -148,20 +148,28 @@ def _rlimit_arguments(limits: Limits) -> list[str]:
     return arguments
 
 
-def _kill_uid(uid: int) -> None:
-    """SIGKILL every process owned by `uid` (the sandbox's own uid): what escaped the group."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
+def _kill_uid(uid: int, patience_s: float = 2.0) -> None:
+    """SIGKILL every process owned by `uid` (the sandbox's own uid) until none is left."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        found = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        os.kill(int(entry.name), signal.SIGKILL)
+                        found += 1
+                except (FileNotFoundError, ProcessLookupError, PermissionError):
+                    pass
+        if not found or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def _kill_all(proc: subprocess.Popen, mode: str, uid: int | None) -> None:
-    """Kill the run: the namespace's init first (its exit kills and reaps the namespace), then the
-    group and anything left with the sandbox uid."""
+    """End the run and everything it started. Namespace mode: SIGKILL the namespace's init, whose
+    exit kills every process inside and waits for them; `unshare` exits after that. Then the
+    process group, and anything still running under the sandbox uid."""
     if mode == "namespace":
         try:
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -172,6 +180,10 @@ def _kill_all(proc: subprocess.Popen, mode: str, uid: int | None) -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -211,18 +223,19 @@ def _run(program: str, stdin: str, limits: Limits, mode: str, python: str) -> Sa
     with tempfile.TemporaryDirectory(prefix="r1zero-sandbox-") as tmp:
         stdin_path, out_path, err_path = (Path(tmp) / name for name in ("stdin", "stdout", "stderr"))
         stdin_path.write_bytes(b"%d\n" % len(encoded) + encoded + stdin.encode())
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
         uid = _next_uid() if mode == "namespace" else None
         if mode == "namespace":
             command, env, cwd = _namespace_command(python, limits, uid), _environment("/tmp/work"), "/"
         else:
+            workdir = Path(tmp) / "work"
+            workdir.mkdir()
             command = [python, "-I", "-c", _LOADER, *_rlimit_arguments(limits)]
             env, cwd = _environment(str(workdir)), str(workdir)
         start = time.monotonic()
         with open(stdin_path, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
             proc = subprocess.Popen(command, stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=cwd,
                                     start_new_session=True, close_fds=True)
+            stdin_path.unlink()  # the program holds it open; no one can open it again by name
             timed_out = not _wait_for_exit(proc, limits.wall_s)
             _kill_all(proc, mode, uid)
         seconds = time.monotonic() - start
