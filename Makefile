@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # On a GPU machine: make install TORCH=torch
 TORCH  ?= torch==2.13.0
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install browser demo test test-all bench clean
 
 install: $(VENV)/.installed
 
@@ -20,10 +20,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: install
 	$(BIN)/r1zero run recipes/tiny-zero.yaml --overwrite
 
-test: install
+# The chat page's browser test drives Debian's Chromium (no browser downloads needed).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null; } || echo "no chromium: the browser test will skip"
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
-test-all: install
+test-all: install browser
 	$(BIN)/python -m pytest -q -m ''
 
 clean:
