@@ -25,8 +25,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from r1zero.serve.jobs import Generator, Job, collect, plan_request, reasoning_token_count, render_chat
 from r1zero.serve.page import chat_page
 from r1zero.serve.protocol import (
-    APIError, ChatRequest, Choice, CompletionRequest, chat_chunk, chat_reply, completion_chunk,
-    completion_reply, new_id, parse_request, usage,
+    APIError,
+    ChatRequest,
+    Choice,
+    CompletionRequest,
+    chat_chunk,
+    chat_reply,
+    completion_chunk,
+    completion_reply,
+    new_id,
+    parse_request,
+    usage,
 )
 from r1zero.serve.reasoning import ReasoningStream, split_reasoning
 
@@ -103,8 +112,13 @@ def sse(obj) -> bytes:
     return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n".encode()
 
 
+def wants_usage(plan) -> bool:
+    return bool(plan.request.stream_options and plan.request.stream_options.include_usage)
+
+
 async def stream_chat(job: Job, plan, rid: str, model: str, prompt_tokens: int, server: Server):
-    created, include_usage = int(time.time()), bool(plan.request.stream_options and plan.request.stream_options.include_usage)
+    """SSE chunks: the role, then reasoning and content deltas per choice, each choice's finish, usage."""
+    created = int(time.time())
     streams = [ReasoningStream(plan.starts_in_think) for _ in range(job.count)]
     texts, finals = [""] * job.count, [None] * job.count
     try:
@@ -120,15 +134,13 @@ async def stream_chat(job: Job, plan, rid: str, model: str, prompt_tokens: int, 
                 if finals[i] is not None and finals[i].finish_reason == "error":
                     yield sse(APIError(500, finals[i].error or "generation failed", kind="server_error").body())
                     return
-                reasoning, content = streams[i].feed(delta, final=finals[i] is not None)
-                out = ([{"index": i, "delta": {"reasoning_content": reasoning}, "finish_reason": None}] if reasoning
-                       else []) + ([{"index": i, "delta": {"content": content}, "finish_reason": None}] if content
-                                  else [])
+                fields = zip(("reasoning_content", "content"), streams[i].feed(delta, final=finals[i] is not None))
+                out = [{"index": i, "delta": {name: text}, "finish_reason": None} for name, text in fields if text]
                 if finals[i] is not None:
                     out.append({"index": i, "delta": {}, "finish_reason": finals[i].finish_reason})
                 if out:
                     yield sse(chat_chunk(rid, model, created, out))
-        if include_usage:
+        if wants_usage(plan):
             _, choices = server.chat_choices(list(zip(texts, finals)), plan)
             yield sse(chat_chunk(rid, model, created, [], usage(prompt_tokens, choices, reasoning=True)))
         yield b"data: [DONE]\n\n"
@@ -137,19 +149,21 @@ async def stream_chat(job: Job, plan, rid: str, model: str, prompt_tokens: int, 
 
 
 async def stream_completion(job: Job, plan, rid: str, model: str, prompt_tokens: int):
-    created, include_usage = int(time.time()), bool(plan.request.stream_options and plan.request.stream_options.include_usage)
+    created = int(time.time())
     finals = [None] * job.count
     try:
         async for batch in job.events():
-            out = []
+            merged: dict[int, dict] = {}  # one entry per choice, even when it has several new events
             for i, event in batch:
                 if event.finish_reason == "error":
                     yield sse(APIError(500, event.error or "generation failed", kind="server_error").body())
                     return
                 finals[i] = event if event.finish_reason else finals[i]
-                out.append({"index": i, "text": event.text, "finish_reason": event.finish_reason})
-            yield sse(completion_chunk(rid, model, created, out))
-        if include_usage:
+                entry = merged.setdefault(i, {"index": i, "text": "", "finish_reason": None})
+                entry["text"] += event.text
+                entry["finish_reason"] = event.finish_reason
+            yield sse(completion_chunk(rid, model, created, list(merged.values())))
+        if wants_usage(plan):
             choices = [Choice("", e.finish_reason, e.completion_tokens) for e in finals]
             yield sse(completion_chunk(rid, model, created, [], usage(prompt_tokens, choices, reasoning=False)))
         yield b"data: [DONE]\n\n"
@@ -171,10 +185,18 @@ def add_routes(app: FastAPI, server: Server) -> None:
     async def health() -> dict:
         return {"status": "ok", "model": opts.model_id, **server.generator.engine.stats()}
 
+    card = {"id": opts.model_id, "object": "model", "created": 0, "owned_by": "r1zero"}
+
     @app.get("/v1/models")
     async def models(request: Request) -> dict:
         server.check_key(request)
-        return {"object": "list", "data": [{"id": opts.model_id, "object": "model", "created": 0, "owned_by": "r1zero"}]}
+        return {"object": "list", "data": [card]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model(name: str, request: Request) -> dict:
+        server.check_key(request)
+        server.check_model(name)
+        return card
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):

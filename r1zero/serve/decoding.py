@@ -28,16 +28,18 @@ def sample_tokens(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.
     if bool((temperature <= 0).all()):
         return greedy
     probs = torch.softmax(logits / temperature.clamp(min=1e-5)[:, None], dim=-1)  # (B, V)
-    sorted_p, order = probs.sort(dim=-1, descending=True)  # (B, V)
-    rank = torch.arange(probs.shape[-1])[None, :]  # (1, V)
-    outside_k = (top_k[:, None] > 0) & (rank >= top_k[:, None])  # (B, V)
-    outside_p = (sorted_p.cumsum(dim=-1) - sorted_p) >= top_p[:, None]  # (B, V), the top token always stays
-    sorted_p = sorted_p.masked_fill(outside_k | outside_p, 0.0)  # (B, V)
-    picked = torch.multinomial(sorted_p, 1, generator=default).squeeze(-1)  # (B,) index into the sorted order
+    order = None
+    if bool((top_k > 0).any() or (top_p < 1).any()):  # sorting a large vocabulary costs; only when asked
+        probs, order = probs.sort(dim=-1, descending=True)  # (B, V) each
+        rank = torch.arange(probs.shape[-1])[None, :]  # (1, V)
+        outside_k = (top_k[:, None] > 0) & (rank >= top_k[:, None])  # (B, V)
+        outside_p = (probs.cumsum(dim=-1) - probs) >= top_p[:, None]  # (B, V), the top token always stays
+        probs = probs.masked_fill(outside_k | outside_p, 0.0)  # (B, V)
+    picked = torch.multinomial(probs, 1, generator=default).squeeze(-1)  # (B,)
     for i, g in enumerate(generators):
         if g is not None:
-            picked[i] = torch.multinomial(sorted_p[i], 1, generator=g)[0]
-    sampled = order.gather(-1, picked[:, None]).squeeze(-1)  # (B,)
+            picked[i] = torch.multinomial(probs[i], 1, generator=g)[0]
+    sampled = picked if order is None else order.gather(-1, picked[:, None]).squeeze(-1)  # (B,) token ids
     return torch.where(temperature <= 0, greedy, sampled)
 
 

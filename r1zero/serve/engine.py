@@ -79,16 +79,23 @@ class Sequence:
             reason = None
         end = self.text.ready(final=reason is not None)
         if end > self.sent or reason:
-            self.sink(Event(self.text.text[self.sent : end], n, reason, list(self.detok.ids) if reason else None))
+            self._emit(Event(self.text.text[self.sent : end], n, reason, list(self.detok.ids) if reason else None))
             self.sent = end
-        self.finished = reason is not None
+        self.finished = self.finished or reason is not None
         return self.finished
 
     def fail(self, message: str) -> None:
         if not self.finished:
             self.finished = True
             ids = list(self.detok.ids) if self.detok else []
-            self.sink(Event("", len(ids), "error", ids, message))
+            self._emit(Event("", len(ids), "error", ids, message))
+
+    def _emit(self, event: Event) -> None:
+        try:
+            self.sink(event)
+        except Exception:  # a listener that is gone (its event loop closed) ends only its own sequence
+            log.warning("dropping a sequence whose listener failed", exc_info=True)
+            self.finished = True
 
 
 class EngineFull(Exception):
@@ -106,7 +113,7 @@ class Batch:
 
     def keep(self, index: list[int]) -> None:
         """Keep only rows `index`, then drop the leading columns that are padding in every row."""
-        idx = torch.tensor(index)
+        idx = torch.tensor(index, device=self.mask.device)
         self.rows = [self.rows[i] for i in index]
         self.mask, self.last, self.positions = self.mask[idx], self.last[idx], self.positions[idx]
         start = int(self.mask.any(dim=0).int().argmax())  # first column some row still uses
@@ -147,6 +154,7 @@ class Engine:
         self.model, self.tokenizer = model, copy.deepcopy(tokenizer)  # fast tokenizers are not thread-safe
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.context = getattr(model.config, "max_position_embeddings", None) or 2**31
+        self.device = next(model.parameters()).device  # batch tensors live there; sampling runs on the CPU
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.end_ids = {tokenizer.eos_token_id} | {ids[0] for ids in (
             tokenizer(t, add_special_tokens=False)["input_ids"] for t in end_tokens) if len(ids) == 1}
@@ -162,7 +170,7 @@ class Engine:
         self._batch: Batch | None = None
         self._running = 0
         self._stopping = False
-        self.steps = self.tokens = 0
+        self.steps = self.prefills = self.tokens = 0  # decode steps, prefill forwards, tokens generated
         self._thread = threading.Thread(target=self._loop, name="r1zero-engine", daemon=True)
 
     def start(self) -> Engine:
@@ -189,7 +197,7 @@ class Engine:
     def stats(self) -> dict:
         with self._cond:
             return {"running": self._running, "waiting": len(self._waiting), "steps": self.steps,
-                    "tokens": self.tokens}
+                    "prefills": self.prefills, "tokens": self.tokens}
 
     def _loop(self) -> None:
         while True:
@@ -200,13 +208,14 @@ class Engine:
                     break
                 room = self.max_batch - (len(self._batch.rows) if self._batch else 0)
                 admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+                self._running += len(admitted)
             try:
                 with torch.inference_mode():
                     if admitted:
                         self._admit(admitted)
                     if self._batch:
                         self._step()
-            except Exception as e:  # noqa: BLE001 - one bad batch must not kill the server
+            except Exception as e:  # one bad batch must not kill the server
                 log.exception("generation failed")
                 for s in admitted + (self._batch.rows if self._batch else []):
                     s.fail(f"generation failed: {type(e).__name__}: {e}")
@@ -222,9 +231,11 @@ class Engine:
         return out.logits[:, -1]  # (B, V)
 
     def _sample(self, logits: torch.Tensor, rows: list[Sequence]) -> torch.Tensor:
-        return sample_tokens(logits, torch.tensor([s.temperature for s in rows]),
-                             torch.tensor([s.top_p for s in rows]), torch.tensor([s.top_k for s in rows]),
-                             [s.generator for s in rows], self._generator)
+        """Next tokens (B,) on the model's device; sampled on the CPU, where the seeded generators are."""
+        tokens = sample_tokens(logits.cpu(), torch.tensor([s.temperature for s in rows]),
+                               torch.tensor([s.top_p for s in rows]), torch.tensor([s.top_k for s in rows]),
+                               [s.generator for s in rows], self._generator)
+        return tokens.to(self.device)
 
     def _admit(self, seqs: list[Sequence]) -> None:
         """Prefill `seqs` together, sample their first tokens, and join them to the running batch."""
@@ -236,10 +247,13 @@ class Engine:
         for i, s in enumerate(seqs):
             ids[i, width - len(s.prompt_ids) :] = torch.tensor(s.prompt_ids)
             mask[i, width - len(s.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (b, P)
         cache = DynamicCache(config=self.model.config)
+        self.prefills += 1
         tokens = self._sample(self._forward(ids, mask, positions, cache), seqs)  # (b,)
-        new = self._advance(Batch(seqs, cache, mask, tokens, torch.tensor([len(s.prompt_ids) for s in seqs])))
+        lengths = torch.tensor([len(s.prompt_ids) for s in seqs], device=self.device)
+        new = self._advance(Batch(seqs, cache, mask, tokens, lengths))
         if new is not None:
             self._batch = new if self._batch is None else self._batch.join(new)
 

@@ -48,7 +48,7 @@ PAGE = """<!doctype html>
   <h1>r1zero &middot; <span id="model">__TITLE__</span></h1>
   <label>temperature<input id="temperature" type="number" min="0" max="2" step="0.1" value="0.6"></label>
   <label>top-p<input id="top_p" type="number" min="0.01" max="1" step="0.05" value="0.95"></label>
-  <label>max tokens<input id="max_tokens" type="number" min="1" step="1" value="256"></label>
+  <label>max tokens<input id="max_tokens" type="number" min="1" step="1" placeholder="auto"></label>
   <label id="keylabel" hidden>API key<input id="key" type="password" autocomplete="off"></label>
 </header>
 <main id="log" aria-live="polite"></main>

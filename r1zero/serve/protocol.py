@@ -4,7 +4,8 @@ Requests are validated here into plain typed objects; every mistake becomes an `
 HTTP status and OpenAI's error body `{"error": {"message", "type", "param", "code"}}`.
 
 Departures from OpenAI's API: `logprobs`, tools, `response_format`, `echo` and `suffix` are refused
-with a 400 rather than ignored; unknown fields are ignored. Extensions (pass them with the openai
+with a 400 rather than ignored; unknown fields are ignored; a completion prompt is a string or a
+list of strings (token-id prompts are refused). Extensions (pass them with the openai
 client's `extra_body`): `top_k` (as vLLM), and the thinking budget `thinking_budget` (most tokens
 of reasoning before `</think>` is forced) with `min_thinking_tokens` (fewer, and "Wait" replaces an
 early `</think>`): budget forcing (s1). Chat replies carry `reasoning_content` as DeepSeek's do,
@@ -64,7 +65,7 @@ class CommonRequest(BaseModel):
     top_k: int = Field(0, ge=0)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**62), lt=2**62)  # what torch generators take, with room for + k
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: Any = None
@@ -105,7 +106,7 @@ def parse_request(kind: type[CommonRequest], body: Any) -> CommonRequest:
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object")
     try:
-        req = kind.model_validate(body)
+        req = kind.model_validate({k: v for k, v in body.items() if v is not None})  # null = the default
     except ValidationError as e:
         err = e.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None

@@ -3,7 +3,8 @@
 `reasoning_content` is the text inside `<think> ... </think>`; `content` is the rest. Where this
 departs from DeepSeek: the project's models wrap their final answer in `<answer> ... </answer>`
 (the R1-Zero template), and those two tags are removed from `content`, keeping the text between
-them; both fields are stripped of surrounding whitespace. A prompt that already ends with `<think>`
+them, as is any stray think tag after the first `</think>` (a model forced out of its thinking by a
+budget may close it again); both fields are stripped of surrounding whitespace. A prompt that already ends with `<think>`
 (a chat template that opens the thinking for the model, as DeepSeek-R1's does) starts the
 completion inside the reasoning. A completion without `<think>` has empty reasoning.
 
@@ -21,7 +22,7 @@ TAGS = [THINK_OPEN, THINK_CLOSE, *ANSWER_TAGS]
 
 
 def clean_content(text: str) -> str:
-    for tag in ANSWER_TAGS:
+    for tag in TAGS:
         text = text.replace(tag, "")
     return text.strip()
 
