@@ -34,16 +34,20 @@ def corpus_batch(cfg, seed: int, step: int, held_out: set[str]) -> list[str]:
     return docs
 
 
-def lm_batch(tokenizer, texts: list[str]) -> dict[str, torch.Tensor]:
-    """Right-padded ids with eos appended; labels are -100 on padding."""
+def lm_batch(tokenizer, texts: list[str], loss_on_prompt: bool = True) -> dict[str, torch.Tensor]:
+    """Right-padded ids with eos appended; labels are -100 on padding (and on the prompt, up to `=`,
+    unless `loss_on_prompt`)."""
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+    prompt_lens = [0] * len(texts) if loss_on_prompt else [
+        len(tokenizer(t[: t.index("=") + 1], add_special_tokens=False)["input_ids"]) for t in texts]
     width = max(map(len, ids))
     input_ids = torch.full((len(ids), width), tokenizer.pad_token_id)  # (B, T)
     mask = torch.zeros((len(ids), width), dtype=torch.bool)  # (B, T)
-    for i, row in enumerate(ids):
+    labels = torch.full((len(ids), width), -100)  # (B, T)
+    for i, (row, p) in enumerate(zip(ids, prompt_lens)):
         input_ids[i, : len(row)] = torch.tensor(row)
         mask[i, : len(row)] = True
-    labels = input_ids.masked_fill(~mask, -100)  # (B, T)
+        labels[i, p : len(row)] = input_ids[i, p : len(row)]
     return {"input_ids": input_ids, "attention_mask": mask.long(), "labels": labels}
 
 
@@ -78,7 +82,7 @@ def run_pretrain(cfg, ctx) -> Path:
     with progress_bar("pretrain") as bar:
         task = bar.add_task("pretrain", total=cfg.steps, completed=start, info="")
         for step in range(start + 1, cfg.steps + 1):
-            batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step, held_out))
+            batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step, held_out), cfg.loss_on_prompt)
             loss = model(**batch).loss
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
