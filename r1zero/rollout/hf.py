@@ -17,6 +17,9 @@ from r1zero.types import Rollout
 
 class HFSampler:
     def __init__(self, model, tokenizer, batch_size: int = 256):
+        from r1zero.models.mla import enable_absorbed_mla
+
+        enable_absorbed_mla(model)  # decode over the compressed KV cache (DeepSeek-V3 only)
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
 
     def stop_ids(self, params: SamplingParams) -> list[int]:

@@ -41,3 +41,21 @@ def test_sampling_is_seeded_and_stops_at_answer_close(tiny_model):
             assert len(r.completion_ids) == 12 and not stops & set(r.completion_ids)
     greedy = sampler.generate(prompt, 2, SamplingParams(max_new_tokens=12, temperature=0.0))
     assert greedy[0].completion_ids == greedy[1].completion_ids
+
+
+def test_absorbed_mla_decoding_matches_the_original_attention(tiny_model):
+    """The sampler's decode path (attention over the compressed cache) changes no token."""
+    from r1zero.models.io import load_model as fresh
+
+    tok = load_tokenizer(tiny_model)
+    prompts = [tok(t, add_special_tokens=False)["input_ids"] for t in ["1+2=", "123*4=", "98765-4321="]]
+    plain = fresh(tiny_model)
+    ids = torch.tensor([[tok.pad_token_id] * 7 + prompts[0], prompts[2]])
+    mask = (ids != tok.pad_token_id).long()
+    with torch.no_grad():
+        reference = plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, do_sample=False,
+                                   pad_token_id=tok.pad_token_id, eos_token_id=None)
+    patched = HFSampler(fresh(tiny_model), tok).generate([prompts[0], prompts[2]], 1,
+                                                         SamplingParams(max_new_tokens=16, temperature=0.0, stop=[]))
+    for row, r in zip(reference[:, ids.shape[1]:].tolist(), patched):
+        assert r.completion_ids == row[: len(r.completion_ids)]
