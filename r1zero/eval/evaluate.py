@@ -7,8 +7,9 @@ math-verify) and the majority answer. Summary: greedy and sampled pass@1, unbias
 k <= n, cons@k, best-of-n with a verifier reward (optional), format rate, share of completions that
 reason, mean length and thinking length in tokens, truncation rate, items/s.
 
-Items are generated in chunks of `batch_size // k` prompts (one batched generate each) with seed
-`seed + chunk`, so a run is deterministic for a given seed and batch size. Budget forcing (s1) is
+Items are generated shortest prompt first, in chunks of at most `batch_size` sequences and
+`max_batch_tokens` padded tokens (one batched generate each, seed `seed + chunk`), so a run is
+deterministic for a given seed and batch size; records come back in item order. Budget forcing (s1) is
 used when `min_think_tokens` or `max_think_tokens` is set. The best-of-n verifier does not see the
 gold answer: with it, best-of-n would be pass@n.
 """
@@ -60,6 +61,7 @@ class EvalOptions:
     top_k: int = 0
     max_new_tokens: int = 64
     batch_size: int = 256  # sequences per generate
+    max_batch_tokens: int = 65536  # padded tokens (sequences x (prompt + max_new_tokens)) per generate
     template: str = "plain"  # r1zero.tasks prompt template: plain, r1_zero, chat
     reward: str = ""  # correctness reward; "" = the task's first default reward
     verifier: str = ""  # reward names (comma-separated, summed) for best-of-n; "" = off
@@ -81,6 +83,21 @@ class EvalOptions:
     def sampling(self, seed: int | None, greedy: bool = False) -> SamplingParams:
         return SamplingParams(self.max_new_tokens, temperature=0.0 if greedy else self.temperature,
                               top_p=self.top_p, top_k=self.top_k, seed=seed)
+
+
+def plan_chunks(prompt_lengths: list[int], opts: EvalOptions) -> list[list[int]]:
+    """Item indices per generate call, shortest prompts first: at most `batch_size` sequences
+    (k per item) and `max_batch_tokens` padded tokens each, so one long prompt does not pad a
+    whole batch (MATH-500's prompts run from 19 to 1571 tokens of the tiny tokenizer)."""
+    chunks: list[list[int]] = []
+    for i in sorted(range(len(prompt_lengths)), key=lambda j: (prompt_lengths[j], j)):
+        width = prompt_lengths[i] + opts.max_new_tokens  # the longest so far: lengths ascend
+        if chunks and (len(chunks[-1]) + 1) * opts.samples <= max(opts.batch_size, opts.samples) and \
+                (len(chunks[-1]) + 1) * opts.samples * width <= opts.max_batch_tokens:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
 
 
 @dataclass
@@ -190,22 +207,23 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     scorer = reward_function(reward_name)
     verifier = reward_function(opts.verifier) if opts.verifier else None
     end_id, equivalent = single_token_id(tokenizer, THINK_END), MathEquivalence()
-    k, per_chunk = opts.samples, max(1, opts.batch_size // opts.samples)
+    k = opts.samples
     budget = {"min_think_tokens": opts.min_think_tokens, "max_think_tokens": opts.max_think_tokens or None,
-                  "wait_text": opts.wait_text, "batch_size": opts.batch_size}
+              "wait_text": opts.wait_text, "batch_size": opts.batch_size}
     items: list[dict] = []
     progress = Progress(len(examples), f"eval {Path(model_dir).name}", opts.progress)
     t0 = time.perf_counter()
-    for c, start in enumerate(range(0, len(examples), per_chunk)):
-        span = slice(start, start + per_chunk)
-        sampled = generate_samples(model, tokenizer, prompt_ids[span], k, opts.sampling(seed + c), **budget)
-        greedy = (generate_samples(model, tokenizer, prompt_ids[span], 1, opts.sampling(seed + c, greedy=True),
-                                   **budget) if opts.greedy else None)
-        chunk = Chunk(examples[span], prompts[span], sampled, greedy, k)
+    for c, span in enumerate(plan_chunks([len(p) for p in prompt_ids], opts)):
+        ids = [prompt_ids[i] for i in span]
+        sampled = generate_samples(model, tokenizer, ids, k, opts.sampling(seed + c), **budget)
+        greedy = (generate_samples(model, tokenizer, ids, 1, opts.sampling(seed + c, greedy=True), **budget)
+                  if opts.greedy else None)
+        chunk = Chunk([examples[i] for i in span], [prompts[i] for i in span], sampled, greedy, k)
         items += chunk.score(scorer, verifier, equivalent, lambda r: think_length(
-            r.completion_ids, end_id, r.text, tokenizer), start)
-        progress.advance(len(chunk.examples))
+            r.completion_ids, end_id, r.text, tokenizer), span)
+        progress.advance(len(span))
     progress.close()
+    items.sort(key=lambda it: it["index"])
     seconds = time.perf_counter() - t0
     summary = summarize(items, k, opts.greedy, bool(verifier))
     summary = {"model": str(model_dir), "task": opts.task, "split": opts.split, "template": opts.template,
@@ -217,7 +235,7 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
 
 @dataclass
 class Chunk:
-    """The samples of a run of consecutive items, scored together (one reward call per chunk)."""
+    """The samples of one chunk of items, scored together (one reward call per chunk)."""
 
     examples: list[Example]
     prompts: list[str]
@@ -225,7 +243,7 @@ class Chunk:
     greedy: list[Rollout] | None  # one per item
     k: int
 
-    def score(self, scorer, verifier, equivalent, think_len, offset: int) -> list[dict]:
+    def score(self, scorer, verifier, equivalent, think_len, indices: list[int]) -> list[dict]:
         k, texts = self.k, [r.text for r in self.sampled]
         prompts = [p for p in self.prompts for _ in range(k)]
         correct = scorer(prompts, texts, **reward_columns(self.examples, k))
@@ -237,7 +255,7 @@ class Chunk:
         for i, ex in enumerate(self.examples):
             mine = slice(i * k, (i + 1) * k)
             item = item_record(ex, self.prompts[i], self.sampled[mine], correct[mine], equivalent, think_len)
-            item["index"] = offset + i
+            item["index"] = indices[i]
             if checks is not None:
                 best = choose_best(checks[mine], item["answers"], equivalent)
                 item["best_of_n"] = {"index": best, "scores": checks[mine], "correct": item["correct"][best]}

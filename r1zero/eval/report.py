@@ -49,13 +49,16 @@ def fmt(value) -> str:
 
 
 def print_table(results: list[dict], title: str = "eval") -> None:
-    table = Table(title=title)
+    table = Table(title=title, title_justify="left") if len(title) < 40 else Table()
     table.add_column("metric")
     for label in unique_labels([r["model"] for r in results]):
         table.add_column(label, justify="right")
     for key in table_keys(results):
         table.add_row(key, *[fmt(r.get(key)) for r in results])
-    Console().print(table)
+    console = Console()
+    if len(title) >= 40:  # a rich title wraps to the table's width
+        console.print(title)
+    console.print(table)
 
 
 def curves(result: dict, prefix: str) -> tuple[list[int], list[float]]:

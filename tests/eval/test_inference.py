@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from r1zero.eval.inference import (
-    THINK_END, budget_forced_generate, generate_samples, sample_and_choose, single_token_id, think_length)
+    THINK_END,
+    budget_forced_generate,
+    generate_samples,
+    sample_and_choose,
+    single_token_id,
+    think_length,
+)
 from r1zero.models.io import load_model, load_tokenizer
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Rollout
@@ -22,7 +28,7 @@ class ScriptedSampler:
 
     def __init__(self, tokenizer, wait_text: str = "Wait"):
         self.tok = tokenizer
-        one = lambda s: single_token_id(tokenizer, s)  # noqa: E731
+        one = lambda s: single_token_id(tokenizer, s)
         self.think, self.end, self.ans, self.ans_end = one("<think>"), one(THINK_END), one("<answer>"), one("</answer>")
         self.seven, self.four = one("7"), one("4")
         self.wait_last = tokenizer(wait_text, add_special_tokens=False)["input_ids"][-1]

@@ -23,7 +23,7 @@ def test_majority_vote_ignores_missing_answers():
 
 
 def test_majority_vote_with_a_custom_equivalence():
-    same_first_letter = lambda a, b: a[0] == b[0]  # noqa: E731
+    same_first_letter = lambda a, b: a[0] == b[0]
     assert majority_vote(["apple", "banana", "avocado"], same_first_letter) == ("apple", 2)
 
 
