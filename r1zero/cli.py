@@ -33,9 +33,13 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--resume", action="store_true", help="continue an existing run folder")
         cmd.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
         if cmd is not run:
-            cmd.add_argument("--model", default="", help="input model folder or hub id")
+            cmd.add_argument("--model", action="append", default=[],
+                             help="input model folder or hub id (eval: repeat to compare several)")
             cmd.add_argument("--out", default="", help="run folder (default runs/<stage>)")
             cmd.add_argument("overrides", nargs="*", help="key=value for this stage, e.g. steps=200")
+    eval_cmd = sub.choices["eval"]
+    eval_cmd.add_argument("--task", help="task name, rg:<name>, hf:<dataset> or a data file")
+    eval_cmd.add_argument("--samples", type=int, help="samples per item (k)")
     cfg = sub.add_parser("config", help="print the documented fields of each stage")
     cfg.add_argument("kind", nargs="?")
     for module in COMMAND_MODULES:
@@ -47,7 +51,12 @@ def parser() -> argparse.ArgumentParser:
 def single_stage_recipe(args) -> dict:
     kind = args.command
     out = Path(args.out) if args.out else Path("runs") / kind
-    section = {"model": args.model} if args.model else {}
+    section = {"model": args.model[0]} if args.model else {}
+    if len(args.model) > 1:
+        section["models"] = args.model[1:]
+    for flag in ("task", "samples"):
+        if getattr(args, flag, None) is not None:
+            section[flag] = getattr(args, flag)
     raw = {"name": out.name, "out_dir": str(out.parent), "stages": [kind], kind: section}
     return raw
 

@@ -72,13 +72,25 @@ class PretrainConfig:
 @dataclass
 class EvalConfig:
     model: str = doc("", "model folder to evaluate; empty = the previous stage's output")
+    models: list = doc([], "more model folders or earlier stage ids, evaluated side by side")
     task: str = doc("arithmetic", "task name or data file (see r1zero.tasks)")
-    problems: int = doc(200, "held-out problems")
-    samples: int = doc(8, "samples per problem for sampled pass@1 / pass@k")
-    temperature: float = doc(1.0, "sampling temperature (R1 paper: 0.6)", "DeepSeek-R1")
-    top_p: float = doc(1.0, "nucleus sampling (R1 paper: 0.95)", "DeepSeek-R1")
+    task_options: dict = doc({}, "options for the task, e.g. {data_dir: ...}")
+    split: str = doc("test", "task split to evaluate")
+    template: str = doc("plain", "prompt template: r1_zero, chat or plain", "DeepSeek-R1 (r1_zero)")
+    problems: int = doc(200, "items; 0 = the whole split of a dataset task")
+    samples: int = doc(8, "samples per item (k) for pass@1, pass@k and cons@k")
+    temperature: float = doc(0.6, "sampling temperature", "DeepSeek-R1")
+    top_p: float = doc(0.95, "nucleus sampling", "DeepSeek-R1")
+    top_k: int = doc(0, "top-k sampling; 0 = off")
     max_new_tokens: int = doc(64, "completion length limit")
     batch_size: int = doc(256, "sequences generated together")
+    max_batch_tokens: int = doc(65536, "padded tokens per generate call (sequences x (prompt + new tokens))")
+    reward: str = doc("", "reward that scores correctness; empty = the task's first default reward")
+    verifier: str = doc("", "rewards (comma-separated, summed) choosing best-of-n without the gold answer")
+    greedy: bool = doc(True, "also one greedy answer per item (greedy_pass@1)")
+    min_think_tokens: int = doc(0, "budget forcing: append wait_text when thinking ends earlier", "s1")
+    max_think_tokens: int = doc(0, "budget forcing: close thinking and force the answer here; 0 = no limit", "s1")
+    wait_text: str = doc("Wait", "text appended when thinking ends too early", "s1")
     min_digits: int = doc(2, "arithmetic: smallest held-out problems")
     max_digits: int = doc(3, "arithmetic: largest held-out problems")
     ops: str = doc("+-*", "arithmetic: operations")
@@ -262,7 +274,12 @@ def resolve(raw: dict, overrides: list[str] = ()) -> Recipe:
 
     raw = dict(raw)
     for text in overrides:
-        apply_override(raw, *parse_override(text))
+        path, value = parse_override(text)
+        stages = raw.get("stages") or []
+        if len(path) > 1 and path[0] not in raw and path[0] not in stages:
+            raise UserError(f"override {text!r}: the recipe has no section or stage {path[0]!r}; "
+                            f"stages: {', '.join(map(str, stages))}")
+        apply_override(raw, path, value)
     hints = typing.get_type_hints(Recipe)
     recipe = Recipe(**{k: check_type(k, raw[k], hints[k]) for k in TOP_LEVEL if k in raw})
     if not recipe.stages:
@@ -297,10 +314,10 @@ def check_paths(recipe: Recipe) -> None:
     """A stage's `model` is empty, an earlier stage id, or an existing model folder; a data file exists."""
     from r1zero.models.io import check_model_folder
 
-    for i, sid in enumerate(recipe.stages):
-        section = recipe.sections[sid]
+    for sid, section in recipe.sections.items():
         ref = getattr(section, "model", "")
-        if ref and ref not in recipe.stages[:i]:
+        earlier = recipe.stages[: recipe.stages.index(sid)] if sid in recipe.stages else []
+        if ref and ref not in earlier:
             try:
                 check_model_folder(ref)
             except UserError as e:

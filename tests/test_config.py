@@ -37,8 +37,9 @@ def test_a_stage_kind_can_run_twice_under_two_ids():
     ("pretrain.steps=many", "pretrain.steps: expected int, got 'many'"),
     ("pretrain.lr=[1]", "pretrain.lr: expected float"),
     ("pretrain.model=/no/such/model", "pretrain.model: model folder '/no/such/model' not found"),
-    ("eval.task=/no/such/data.jsonl", "eval.task: data file '/no/such/data.jsonl' not found"),
+    ("eval_base.task=/no/such/data.jsonl", "eval_base.task: data file '/no/such/data.jsonl' not found"),
     ("colour=blue", "unknown top-level key 'colour'"),
+    ("evl.samples=3", "the recipe has no section or stage 'evl'"),
 ])
 def test_recipe_mistakes_raise_one_line(override, expected):
     with pytest.raises(UserError) as err:
@@ -54,8 +55,8 @@ def run_cli(*args, cwd):
 @pytest.mark.parametrize("override, expected", [
     ("pretrain.stepz=3", "unknown key pretrain.stepz"),
     ("build.layers=four", "build.layers: expected int"),
-    ("eval.model=missing-folder", "eval.model: model folder 'missing-folder' not found"),
-    ("eval.task=missing.jsonl", "eval.task: data file 'missing.jsonl' not found"),
+    ("eval_rl.model=missing-folder", "eval_rl.model: model folder 'missing-folder' not found"),
+    ("eval_base.task=missing.jsonl", "eval_base.task: data file 'missing.jsonl' not found"),
 ])
 def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path, override, expected):
     res = run_cli("run", str(REPO / "recipes" / "tiny-zero.yaml"), override, cwd=tmp_path)
