@@ -59,7 +59,7 @@ class PretrainConfig:
     ops: str = doc("+-*", "operations in the corpus")
     direct_share: float = doc(0.3, "share of documents answered directly, with an empty <think>")
     slip_share: float = doc(0.3, "share of worked solutions carrying one consistent slip")
-    loss_on_prompt: bool = doc(False, "also train on the problem text (random digits: pure noise to predict)")
+    loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
         "DeepSeek-V3 sec. 2.1.2")
