@@ -1,0 +1,168 @@
+"""`r1zero plan`: before a recipe runs, each stage's memory, time and cost, whether it fits, and
+the settings that would make it fit.
+
+Memory is `memory.py`'s estimate; time is the stage's kernels (`workload.py`) times their cost
+(`timing.py`: measured on this CPU, a roofline elsewhere), plus a fixed cost per stage (imports,
+loading and saving the model, plots) and a cost per scored completion (rewards, answer
+verification, voting), both measured on the tiny recipes (bench/README.md, "The budget"). When a
+stage does not fit, settings are tried in order of what they cost the result (gradient
+checkpointing, more gradient-accumulation micro-steps, bf16, LoRA, smaller batches) and kept
+cumulatively until it fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from r1zero.budget.devices import Device
+from r1zero.budget.flops import kv_cache_line, model_counts
+from r1zero.budget.memory import GB, MemoryEstimate, dtype_bytes, estimate_memory
+from r1zero.budget.timing import CostModel, ProbedCPU, Roofline
+from r1zero.budget.workload import ZERO_VARIANCE_SHARE, RecipeInputs, Workload
+
+# CPU seconds a stage costs whatever it computes: Python + torch + transformers imports, loading and
+# saving the model, plots (stages with ~no work measured 5.7-7.9 s on the tiny recipe; report 3.3 s).
+CPU_STAGE_FIXED_S = {"build": 6.5, "report": 3.5}
+CPU_STAGE_FIXED_DEFAULT_S = 6.5
+GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
+# Seconds per scored completion: answer extraction + math-verify + voting in eval; reward calls in rl.
+SECONDS_PER_COMPLETION = {"eval": 0.004, "sample": 0.004, "rl": 0.0005}
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    kind: str
+    params: int
+    active_params: int
+    tokens: float  # trained + generated (prompt and completion) tokens
+    flops: dict[str, float]
+    memory: MemoryEstimate
+    seconds: dict[str, float]  # per part: fixed, train, reference, generation, scoring
+    price_per_hour: float
+    fits: bool
+    suggestions: list[str] = field(default_factory=list)  # settings that make it fit (when it does not)
+    notes: list[str] = field(default_factory=list)
+    kv_cache: str = ""  # KV-cache bytes per token of the stage's model, vs multi-head attention
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    @property
+    def cost(self) -> float:
+        return self.total_seconds / 3600 * self.price_per_hour
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "kind": self.kind, "params": self.params, "active_params": self.active_params,
+                "tokens": self.tokens, "flops": self.flops, "flops_total": sum(self.flops.values()),
+                "memory_peak_bytes": self.memory.peak, "memory": self.memory.components(),
+                "seconds": self.seconds, "seconds_total": self.total_seconds, "cost": self.cost,
+                "fits": self.fits, "suggestions": self.suggestions, "notes": self.notes}
+
+
+def stage_seconds(w: Workload, costs: CostModel | None, device: Device) -> dict[str, float]:
+    """Seconds per part of the stage: fixed + kernels x counts + per-completion work."""
+    fixed = CPU_STAGE_FIXED_S.get(w.kind, CPU_STAGE_FIXED_DEFAULT_S) if device.is_cpu else GPU_STAGE_FIXED_S
+    out = {"fixed": fixed}
+    if costs is None:
+        return out
+    out["train"] = sum(c * costs.train_step(s, width, w.gradient_checkpointing) for c, s, width in w.train)
+    out["reference"] = sum(c * costs.forward(s, width) for c, s, width in w.forward)
+    out["generation"] = sum(c * costs.generate(s, p, n) for c, s, p, n in w.generate)
+    out["scoring"] = w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0.0)
+    return {k: v for k, v in out.items() if v}
+
+
+def cost_model(config, device: Device, dtype: str, threads: int, probe: bool, lora_rank: int = 0) -> CostModel:
+    if device.is_cpu and probe:
+        return ProbedCPU(config, threads, lora_rank=lora_rank)
+    return Roofline(config, device, dtype, lora_rank)
+
+
+# Settings tried, in order, when a stage does not fit: (stage kinds, the change or None).
+# "dtype" is not a recipe field: it stands for running with bf16 weights (`plan --dtype bfloat16`).
+def _double(name: str, limit):
+    return lambda cfg: {name: getattr(cfg, name) * 2} if getattr(cfg, name) * 2 <= limit(cfg) else None
+
+
+def _halve(name: str):
+    return lambda cfg: {name: getattr(cfg, name) // 2} if getattr(cfg, name) > 1 else None
+
+
+SUGGESTIONS = [  # in order of preference: what they cost the result
+    (("rl",), lambda cfg: None if cfg.gradient_checkpointing else {"gradient_checkpointing": True}),
+    (("rl",), _double("grad_accum", lambda cfg: cfg.prompts_per_step * cfg.group_size // cfg.minibatches)),
+    (("pretrain", "sft", "eval", "rl", "sample"), lambda cfg: {"dtype": "bfloat16"}),
+    (("rl", "sft"), lambda cfg: None if cfg.lora else {"lora": True}),
+    (("rl",), _halve("prompts_per_step")),
+    (("pretrain", "sft", "eval"), _halve("batch_size")),
+]
+
+
+def candidate_steps(kind: str, cfg, dtype: str) -> list[dict]:
+    """The single changes SUGGESTIONS offer from (cfg, dtype), in order of preference."""
+    steps = []
+    for kinds, suggest in SUGGESTIONS:
+        step = suggest(cfg) if kind in kinds else None
+        if step and step.get("dtype") != dtype:
+            steps.append(step)
+    return steps
+
+
+def fitting_settings(inputs: RecipeInputs, sid: str, device: Device, dtype: str,
+                     zero_share: float) -> list[str] | None:
+    """Settings that make stage `sid` fit, or None. Each round takes the first change (in SUGGESTIONS
+    order) that makes the stage fit, else the one that lowers the peak most, and keeps it."""
+    kind, cfg, limit = inputs.recipe.kinds[sid], inputs.recipe.sections[sid], device.memory_gb * GB
+    changes: dict = {}
+
+    def peak(c, dt) -> float:
+        return estimate_memory(inputs.workload(sid, c, zero_share), device, dt).peak
+
+    current = peak(cfg, dtype)
+    for _ in range(32):  # doublings and halvings repeat
+        if current <= limit:
+            return [f"--dtype {v}" if k == "dtype" else f"{sid}.{k}={str(v).lower()}" for k, v in changes.items()]
+        dt = changes.get("dtype", dtype)
+        options = []
+        for step in candidate_steps(kind, cfg, dt):
+            new_cfg = dataclasses.replace(cfg, **{k: v for k, v in step.items() if k != "dtype"})
+            options.append((peak(new_cfg, step.get("dtype", dt)), step, new_cfg))
+        if not options:
+            return None
+        fitting = [o for o in options if o[0] <= limit]
+        best = fitting[0] if fitting else min(options, key=lambda o: o[0])
+        if best[0] >= current:
+            return None
+        current, cfg = best[0], best[2]
+        changes.update(best[1])
+    return None
+
+
+def plan_recipe(recipe, device: Device, dtype: str = "float32", probe: bool = True,
+                zero_share: float = ZERO_VARIANCE_SHARE, threads: int | None = None,
+                costs: CostModel | None = None) -> list[StagePlan]:
+    """A StagePlan per stage of `recipe` on `device` (`costs`: one cost model for every stage)."""
+    import os
+
+    threads = threads or recipe.threads or os.cpu_count() or 1
+    inputs, plans, models = RecipeInputs(recipe), [], {}
+    for sid in recipe.stages:
+        w = inputs.workload(sid, zero_share=zero_share)
+        counts = model_counts(w.config) if w.config is not None else None
+        key = (id(w.config), w.lora_rank)
+        if w.config is not None and key not in models and (w.train or w.generate):
+            models[key] = costs or cost_model(w.config, device, dtype, threads, probe, w.lora_rank)
+        memory = estimate_memory(w, device, dtype) if counts else MemoryEstimate({"baseline": device.baseline_gb * GB})
+        plan = StagePlan(sid, w.kind, counts.params if counts else 0, counts.active_params if counts else 0,
+                         w.train_tokens + w.generated_tokens(), w.model_flops() if counts else {}, memory,
+                         stage_seconds(w, models.get(key), device), device.price_per_hour,
+                         fits=memory.peak <= device.memory_gb * GB, notes=list(w.notes),
+                         kv_cache=kv_cache_line(w.config, dtype_bytes(dtype)) if counts else "")
+        if not plan.fits:
+            found = fitting_settings(inputs, sid, device, dtype, zero_share)
+            plan.suggestions = found or []
+        plans.append(plan)
+    return plans

@@ -1,0 +1,270 @@
+"""What each stage of a recipe will compute, in shapes: training micro-steps, forwards, generate calls.
+
+Shapes come from the recipe and from the data where that is cheap: pretraining batch widths and
+prompt lengths are measured by tokenizing a few real batches (the model folder's tokenizer, or the
+one a `build` stage in the recipe will train, which is deterministic). What cannot be known before
+running is an assumption, listed in `Workload.notes`:
+
+- every generate call runs to `max_new_tokens`: a batch stops only when its last sequence does,
+  and in the tiny recipes one of 32+ sequences nearly always runs to the limit;
+- RL with dynamic sampling draws more rounds while groups have equal rewards; with a share z of
+  such groups, the expected rounds for B kept groups follow a binomial (`expected_rounds`);
+- an SFT run with `epochs` has as many steps as its data makes; without reading it, `steps`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+
+ZERO_VARIANCE_SHARE = 0.1  # groups whose G rewards are all equal (measured 6-12% in the tiny recipe)
+
+
+@dataclass
+class Workload:
+    """One stage's compute. Lists hold (count, seqs, width) or (count, seqs, prompt, new) shapes."""
+
+    stage: str
+    kind: str
+    config: object  # transformers config of the stage's model
+    train: list[tuple[int, int, int]] = field(default_factory=list)  # fwd+bwd micro-steps
+    forward: list[tuple[int, int, int]] = field(default_factory=list)  # no-grad forwards (reference)
+    generate: list[tuple[int, int, int, int]] = field(default_factory=list)  # generate calls
+    train_tokens: float = 0.0  # real tokens trained on
+    train_seq_len: float = 0.0  # their mean sequence length
+    completions: int = 0  # generations scored by rewards / verifiers
+    lora_rank: int = 0
+    gradient_checkpointing: bool = False
+    reference: bool = False  # a frozen reference model is held
+    notes: list[str] = field(default_factory=list)
+
+    def trainable_params(self, counts) -> int:
+        if not self.train:
+            return 0
+        return counts.lora_params(self.lora_rank) if self.lora_rank else counts.params
+
+    def generated_tokens(self) -> float:
+        return sum(c * s * (p + n) for c, s, p, n in self.generate)
+
+    def model_flops(self) -> dict[str, float]:
+        from r1zero.budget.flops import causal_context, model_counts
+
+        counts = model_counts(self.config)
+        out = {"train": counts.train_flops(self.train_tokens, causal_context(self.train_seq_len), self.lora_rank),
+               "generation": sum(counts.forward_flops(c * s * (p + n), causal_context(p + n))
+                                 for c, s, p, n in self.generate),
+               "reference": sum(counts.forward_flops(c * s * w, causal_context(w)) for c, s, w in self.forward)}
+        return {k: v for k, v in out.items() if v}
+
+
+def expected_rounds(zero_share: float, groups: int, max_rounds: int) -> float:
+    """Expected generate rounds until `groups` informative groups are kept (each round draws
+    `groups` groups, each informative with probability 1 - zero_share), at most `max_rounds`."""
+    from math import comb
+
+    p, expected = 1.0 - zero_share, 0.0
+    for r in range(1, max_rounds + 1):
+        n = groups * (r - 1)  # groups drawn before round r; round r runs if fewer than `groups` were kept
+        still_short = sum(comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(min(groups, n + 1))) if n else 1.0
+        expected += still_short
+    return expected
+
+
+# ---- inputs: model configs and tokenizers of a recipe's stages ---------------------------------
+
+def build_config(build_cfg):
+    """The transformers config a `build` stage will write, without training its tokenizer."""
+    from r1zero.models.build import REASONING_TOKENS, ModelShape, model_config
+
+    class Vocab:  # what model_config reads from a tokenizer
+        eos_token_id, pad_token_id = 1, 0
+
+        def __len__(self):
+            return build_cfg.vocab_size + len(REASONING_TOKENS)
+
+    return model_config(ModelShape(**asdict(build_cfg)), Vocab())
+
+
+def folder_config(path: str):
+    from transformers import AutoConfig
+
+    from r1zero.errors import UserError
+
+    try:
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the config of model {path!r} ({e}); expected a local model folder "
+                        "or a hub id already in the cache") from None
+
+
+def stage_inputs(recipe) -> dict[str, tuple[object, object]]:
+    """stage id -> (config, tokenizer source) of the model the stage reads (build: the one it writes).
+    A tokenizer source is a folder path or ("build", BuildConfig, seed)."""
+    out, outputs, last = {}, {}, None
+    for sid in recipe.stages:
+        cfg, kind = recipe.sections[sid], recipe.kinds[sid]
+        if kind == "build":
+            model = (build_config(cfg), ("build", cfg, recipe.seed))
+        else:
+            ref = getattr(cfg, "model", None)
+            if ref is None:
+                out[sid] = last
+                continue
+            model = outputs.get(ref) if ref else last
+            if ref and ref not in outputs:
+                model = (folder_config(ref), ref)
+        out[sid] = model
+        if kind in ("build", "pretrain", "rl", "sft") and model is not None:
+            outputs[sid] = last = model
+    return out
+
+
+def load_tokenizer_from(source):
+    if isinstance(source, tuple):
+        from r1zero.models.build import train_tokenizer
+
+        _, build_cfg, seed = source
+        return train_tokenizer(build_cfg.vocab_size, seed)
+    from r1zero.models.io import load_tokenizer
+
+    return load_tokenizer(source)
+
+
+def rendered_lengths(tokenizer, examples, template: str) -> list[int]:
+    """Token counts of the examples' prompts rendered with `template`."""
+    from r1zero import tasks
+
+    return [len(tokenizer(tasks.render_prompt(e, template, tokenizer), add_special_tokens=False)["input_ids"])
+            for e in examples]
+
+
+def train_prompt_lengths(tokenizer, task_spec: str, options: dict, template: str, n: int, seed: int) -> list[int]:
+    """Token counts of `n` training prompts drawn as the RL and sample stages draw them."""
+    from r1zero import tasks
+
+    task, rng = tasks.get(task_spec, **options), random.Random(seed)
+    return rendered_lengths(tokenizer, [task.sample(rng, split="train") for _ in range(n)], template)
+
+
+# ---- one builder per stage kind ----------------------------------------------------------------
+
+def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
+    from r1zero.train.pretrain import corpus_batch, lm_batch
+
+    picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
+    batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s, set()))["attention_mask"] for s in picks]
+    width = max(b.shape[1] for b in batches)
+    real = sum(int(b.sum()) for b in batches) / len(batches)
+    w.train = [(cfg.steps, cfg.batch_size, width)]
+    w.train_tokens, w.train_seq_len = cfg.steps * real, real / cfg.batch_size
+
+
+def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> None:
+    from r1zero.algo import loss_config
+
+    B, G, T = cfg.prompts_per_step, cfg.group_size, cfg.max_new_tokens
+    lengths = train_prompt_lengths(tokenizer, cfg.task, cfg.task_options, cfg.template, 4 * B, seed)
+    P, mean_p = max(lengths), sum(lengths) / len(lengths)
+    rounds = expected_rounds(zero_share, B, 1 + cfg.max_resample) if cfg.dynamic_sampling else 1.0
+    w.generate = [(round(cfg.steps * rounds), B * G, P, T)]
+    micro = cfg.minibatches * cfg.grad_accum
+    w.train = [(cfg.steps * cfg.num_iterations * micro, math.ceil(B * G / micro), P + T)]
+    w.train_tokens, w.train_seq_len = cfg.steps * cfg.num_iterations * B * G * (mean_p + T), mean_p + T
+    w.completions = round(cfg.steps * rounds * B * G)
+    w.lora_rank = cfg.lora_rank if cfg.lora else 0
+    w.gradient_checkpointing = cfg.gradient_checkpointing
+    beta = loss_config(cfg.loss, **cfg.loss_options).beta
+    w.reference = beta > 0 and not cfg.lora
+    if beta > 0:
+        w.forward = list(w.train)
+    if cfg.dynamic_sampling:
+        w.notes.append(f"dynamic sampling: {rounds:.2f} generate rounds per step, assuming {zero_share:.0%} "
+                       "of groups have equal rewards")
+
+
+def generation_workload(w: Workload, chunks: list[tuple[int, int]], k: int, new: int, greedy: bool) -> None:
+    """Generate calls over `chunks` of (items, padded prompt width): k samples per item, plus one
+    greedy answer per item."""
+    w.generate = [(1, n * k, width, new) for n, width in chunks]
+    if greedy:
+        w.generate += [(1, n, width, new) for n, width in chunks]
+    items = sum(n for n, _ in chunks)
+    w.completions = items * (k + (1 if greedy else 0))
+
+
+def eval_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
+    """The items, prompts and chunks the eval stage will use (its own `plan_chunks`), per model."""
+    from r1zero.eval.evaluate import EvalOptions, load_task_examples, plan_chunks
+
+    opts = EvalOptions.from_config(cfg)
+    _, examples = load_task_examples(opts, seed)
+    lengths = rendered_lengths(tokenizer, examples, opts.template)
+    chunks = [(len(c), max(lengths[i] for i in c)) for c in plan_chunks(lengths, opts)]
+    generation_workload(w, chunks, opts.samples, opts.max_new_tokens, opts.greedy)
+    models = 1 + len(getattr(cfg, "models", []) or [])
+    if models > 1:  # side by side on the same items; assumed the same size as the first
+        w.generate = [(c * models, s, p, n) for c, s, p, n in w.generate]
+        w.completions *= models
+        w.notes.append(f"{models} models evaluated, each assumed the size of the first")
+
+
+def sample_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
+    lengths = train_prompt_lengths(tokenizer, cfg.task, cfg.task_options, cfg.template, min(cfg.prompts, 200), seed)
+    per_chunk = max(1, 256 // cfg.samples)  # r1zero/sample.py: chunks of sampler.batch_size // k prompts
+    full, rest = divmod(cfg.prompts, per_chunk)
+    chunks = [(per_chunk, max(lengths))] * full + ([(rest, max(lengths))] if rest else [])
+    generation_workload(w, chunks, cfg.samples, cfg.max_new_tokens, greedy=False)
+
+
+def sft_workload(w: Workload, cfg) -> None:
+    w.train = [(cfg.steps, cfg.batch_size, cfg.max_length)]
+    w.train_tokens, w.train_seq_len = cfg.steps * cfg.batch_size * cfg.max_length, cfg.max_length
+    w.lora_rank = cfg.lora_rank if cfg.lora else 0
+    w.notes.append("sft: rows assumed full (packing) and `steps` steps" + (" (epochs not read from the data)"
+                                                                         if cfg.epochs else ""))
+
+
+def stage_workload(sid: str, kind: str, cfg, config, tokenizer, seed: int,
+                   zero_share: float = ZERO_VARIANCE_SHARE) -> Workload:
+    """The Workload of one stage (`cfg` its typed section) on a model with `config`."""
+    w = Workload(sid, kind, config)
+    if config is None or kind in ("build", "report"):
+        return w
+    if kind == "pretrain":
+        pretrain_workload(w, cfg, tokenizer, seed)
+    elif kind == "rl":
+        rl_workload(w, cfg, tokenizer, seed, zero_share)
+    elif kind == "eval":
+        eval_workload(w, cfg, tokenizer, seed)
+    elif kind == "sample":
+        sample_workload(w, cfg, tokenizer, seed)
+    elif kind == "sft":
+        sft_workload(w, cfg)
+    else:
+        w.notes.append(f"stage kind {kind!r}: no estimate")
+    return w
+
+
+class RecipeInputs:
+    """Each stage's model config and tokenizer (tokenizers loaded or trained once, on demand)."""
+
+    def __init__(self, recipe):
+        self.recipe, self.inputs, self._tokenizers = recipe, stage_inputs(recipe), {}
+
+    def config(self, sid: str):
+        return (self.inputs.get(sid) or (None, None))[0]
+
+    def tokenizer(self, sid: str):
+        source = (self.inputs.get(sid) or (None, None))[1]
+        if source is None or self.recipe.kinds[sid] in ("build", "report"):
+            return None
+        if str(source) not in self._tokenizers:
+            self._tokenizers[str(source)] = load_tokenizer_from(source)
+        return self._tokenizers[str(source)]
+
+    def workload(self, sid: str, cfg=None, zero_share: float = ZERO_VARIANCE_SHARE) -> Workload:
+        """Stage `sid`'s workload, with its section replaced by `cfg` if given."""
+        cfg = cfg if cfg is not None else self.recipe.sections[sid]
+        return stage_workload(sid, self.recipe.kinds[sid], cfg, self.config(sid), self.tokenizer(sid),
+                              self.recipe.seed, zero_share)

@@ -1,0 +1,116 @@
+"""The plan's arithmetic: stage shapes from a recipe, seconds from kernel costs, fit and suggestions."""
+
+import json
+
+import pytest
+
+from r1zero.budget.devices import Device
+from r1zero.budget.memory import GB
+from r1zero.budget.plan import CPU_STAGE_FIXED_DEFAULT_S, SECONDS_PER_COMPLETION, plan_recipe
+from r1zero.budget.timing import CostModel
+from r1zero.budget.workload import RecipeInputs, expected_rounds
+from r1zero.config import resolve
+from tests.conftest import TINY_SHAPE
+
+CPU = Device("cpu", 64, 0.05, 0.05, 20, 0.10, baseline_gb=0.42)
+
+
+class FakeCosts(CostModel):
+    """One microsecond per token position of every kernel (generate: per prompt + new position)."""
+
+    def train_step(self, seqs, width, checkpointing=False):
+        return seqs * width * 1e-6 * (2 if checkpointing else 1)
+
+    def forward(self, seqs, width):
+        return seqs * width * 1e-6 / 3
+
+    def generate(self, seqs, prompt, new):
+        return seqs * (prompt + new) * 1e-6
+
+
+def tiny_recipe(**rl):
+    build = {k: v for k, v in TINY_SHAPE.items()}
+    raw = {"name": "t", "stages": ["build", "pretrain", "eval", "rl", "report"], "build": build,
+           "pretrain": {"steps": 20, "batch_size": 16},
+           "eval": {"problems": 50, "samples": 8, "max_new_tokens": 32},
+           "rl": {"steps": 5, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32, **rl}}
+    return resolve(raw)
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return {p.stage: p for p in plan_recipe(tiny_recipe(), CPU, costs=FakeCosts(), zero_share=0.0)}
+
+
+def test_expected_rounds():
+    assert expected_rounds(0.0, 16, 4) == 1.0
+    assert expected_rounds(0.1, 16, 4) == pytest.approx(1 + (1 - 0.9**16), abs=0.01)
+    assert expected_rounds(0.99, 16, 4) == pytest.approx(4.0)  # capped by max_resample + 1
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return RecipeInputs(tiny_recipe())
+
+
+def test_eval_workload(inputs):
+    w = inputs.workload("eval")
+    sampled, greedy = w.generate[:2], w.generate[2:]
+    # 50 items, shortest prompts first, at most 256 sequences a call: 32 x 8 samples, then 18 x 8;
+    # then one greedy answer per item; each call padded to its longest prompt.
+    assert [(c, s, n) for c, s, _, n in sampled] == [(1, 256, 32), (1, 144, 32)]
+    assert [(c, s, n) for c, s, _, n in greedy] == [(1, 32, 32), (1, 18, 32)]
+    assert sampled[0][2] <= sampled[1][2] and [g[2] for g in greedy] == [s[2] for s in sampled]
+    assert 4 <= sampled[1][2] <= 16 and w.completions == 50 * 9 and not w.train
+
+
+def test_pretrain_and_rl_workloads(inputs):
+    pre = inputs.workload("pretrain")
+    (count, seqs, width), = pre.train
+    assert (count, seqs) == (20, 16) and 20 <= width <= 80  # the corpus's widest batch
+    assert pre.train_tokens <= 20 * 16 * width
+    rl = inputs.workload("rl", zero_share=0.0)
+    (gens, n, P, new), = rl.generate
+    assert (gens, n, new) == (5, 16, 32) and rl.train == [(5, 16, P + 32)] and rl.completions == 80
+    assert not rl.forward and not rl.reference  # beta = 0 (dapo): no reference model
+
+
+def test_stage_seconds_are_counts_times_kernel_costs(plans, inputs):
+    costs = FakeCosts()
+    for sid in ("pretrain", "eval", "rl"):
+        w, p = inputs.workload(sid, zero_share=0.0), plans[sid]
+        expected = (CPU_STAGE_FIXED_DEFAULT_S + sum(c * costs.train_step(s, t) for c, s, t in w.train)
+                    + sum(c * costs.generate(s, q, n) for c, s, q, n in w.generate)
+                    + w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0))
+        assert p.total_seconds == pytest.approx(expected)
+        assert p.cost == pytest.approx(expected / 3600 * 0.10)
+    assert plans["build"].seconds == {"fixed": 6.5} and plans["report"].seconds == {"fixed": 3.5}
+    assert set(plans["eval"].flops) == {"generation"} and "train" not in plans["eval"].memory.phases
+
+
+def test_rl_options_change_the_shapes():
+    base = {p.stage: p for p in plan_recipe(tiny_recipe(), CPU, costs=FakeCosts(), zero_share=0.0)}["rl"]
+    more = {p.stage: p for p in plan_recipe(
+        tiny_recipe(num_iterations=2, gradient_checkpointing=True, loss="grpo", loss_options={"beta": 0.04}),
+        CPU, costs=FakeCosts(), zero_share=0.0)}["rl"]
+    assert more.seconds["train"] == pytest.approx(4 * base.seconds["train"])  # 2 epochs x recompute
+    assert more.seconds["reference"] == pytest.approx(2 * base.seconds["train"] / 3)
+    assert "reference" in more.memory.resident and "activations_no_checkpointing" in more.memory.alternatives
+    assert more.flops["train"] == pytest.approx(2 * base.flops["train"])  # recompute is not model FLOPs
+
+
+def test_a_stage_that_does_not_fit_gets_settings_that_do():
+    recipe = tiny_recipe()
+    roomy = plan_recipe(recipe, CPU, costs=FakeCosts())
+    rl_peak = next(p for p in roomy if p.stage == "rl").memory
+    # Room for the resident parts and a tenth of the training phase: RL must change settings.
+    need = sum(rl_peak.resident.values()) + 0.1 * sum(rl_peak.phases["train"].values())
+    small = Device("small", need / GB, 0.05, 0.05, 20, 0.1, baseline_gb=0.42)
+    plans = {p.stage: p for p in plan_recipe(recipe, small, costs=FakeCosts())}
+    assert not plans["rl"].fits
+    settings = plans["rl"].suggestions
+    assert settings and all(s.startswith(("rl.", "--dtype")) for s in settings)
+    overrides = [s for s in settings if not s.startswith("--")]
+    dtype = "bfloat16" if "--dtype bfloat16" in settings else "float32"
+    fixed = tiny_recipe(**{s.split("=")[0][3:]: json.loads(s.split("=")[1]) for s in overrides})
+    assert next(p for p in plan_recipe(fixed, small, dtype, costs=FakeCosts()) if p.stage == "rl").fits
