@@ -19,7 +19,7 @@ from r1zero.errors import UserError
 
 SINGLE_STAGES = ("build", "pretrain", "eval", "rl", "sft", "sample")
 # Commands that live outside the core import path (serving, chat), added when present.
-COMMAND_MODULES = [m for m in ("r1zero.serve.cli",) if importlib.util.find_spec(m.rsplit(".", 1)[0])
+COMMAND_MODULES = [m for m in ("r1zero.serve.cli", "r1zero.budget.cli") if importlib.util.find_spec(m.rsplit(".", 1)[0])
                    and importlib.util.find_spec(m)]
 
 

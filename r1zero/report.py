@@ -75,6 +75,10 @@ def run_report(cfg, ctx) -> None:
             parts += [f"- `{e['prompt']}` (answer {e['answer']}): `{e.get('sample', e.get('greedy', ''))}`"
                       for e in r["examples"][:4]]
             parts.append("")
+    from r1zero.budget import budget_table
+
+    if budget := budget_table(run_dir):
+        parts += ["## Budget\n", budget, ""]
     report = ctx.stage_dir / "report.md"
     report.write_text("\n".join(parts) + "\n")
     (run_dir / "report.md").write_text("\n".join(parts).replace("](rl_curves.png", f"]({ctx.stage_id}/rl_curves.png")
@@ -86,4 +90,6 @@ def run_report(cfg, ctx) -> None:
         for r in rows:
             table.add_row(*r)
         Console().print(table)
+    if budget:
+        print(budget)
     print(f"report: {run_dir / 'report.md'}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.budget import StageMeter
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder
 from r1zero.tasks.arithmetic import ArithmeticGenerator, corpus_line
 from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -69,6 +70,7 @@ def run_pretrain(cfg, ctx) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
     balancer = ExpertLoadBalancer(model, cfg.bias_update_gamma)
+    meter = StageMeter(model.config, stage=ctx.stage_id)
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     start = 0
@@ -83,12 +85,14 @@ def run_pretrain(cfg, ctx) -> Path:
         task = bar.add_task("pretrain", total=cfg.steps, completed=start, info="")
         for step in range(start + 1, cfg.steps + 1):
             batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step, held_out), cfg.loss_on_prompt)
-            loss = model(**batch).loss
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            with meter.phase("train"):
+                loss = model(**batch).loss
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            meter.add_sequences(batch["attention_mask"].sum(-1).tolist(), kind="train", train=True)
             imbalance = balancer.step()
             tokens += int(batch["attention_mask"].sum())
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -103,6 +107,7 @@ def run_pretrain(cfg, ctx) -> Path:
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_checkpoint(ckpts, step, state, keep=cfg.keep_checkpoints)
     balancer.remove()
+    meter.write(ctx.stage_dir)
     out = save_model_folder(model.eval(), tokenizer, ctx.stage_dir / "model")
     rows = log.rows()
     plot_curves(rows, ["loss", "expert_imbalance"], ctx.stage_dir / "loss.png", "pretrain")

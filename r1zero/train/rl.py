@@ -24,6 +24,7 @@ import torch
 
 from r1zero import rewards as R
 from r1zero import tasks
+from r1zero.budget import StageMeter
 from r1zero.algo import ADVANTAGES, LOSSES, AdvantageConfig, loss_config
 from r1zero.eval.metrics import reasons, well_formed
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder
@@ -140,6 +141,7 @@ def run_rl(cfg, ctx) -> Path:
     loss_fn, loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
     ref_model = load_model(ctx.model) if loss_cfg.beta > 0 and not cfg.lora else None
     sampler = HFSampler(model, tokenizer)
+    meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
@@ -166,10 +168,13 @@ def run_rl(cfg, ctx) -> Path:
                                         add_special_tokens=False)["input_ids"] for e in examples]
                 t_gen = time.perf_counter()
                 seed = (ctx.seed * 1_000_003 + step) * 101 + round_
-                rollouts = sampler.generate(prompt_ids, cfg.group_size, replace(params, seed=seed))
+                with meter.phase("generation"):
+                    rollouts = sampler.generate(prompt_ids, cfg.group_size, replace(params, seed=seed))
+                meter.add_sequences([len(r.prompt_ids) + len(r.completion_ids) for r in rollouts])
                 gen_s += time.perf_counter() - t_gen
                 n_tokens += sum(len(r.completion_ids) for r in rollouts)
-                score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored)
+                with meter.phase("reward"):
+                    score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored)
                 if len(scored.examples) >= cfg.prompts_per_step:
                     break
             t_train = time.perf_counter()
@@ -181,7 +186,12 @@ def run_rl(cfg, ctx) -> Path:
                 if cfg.overlong_filter:
                     truncated = torch.tensor([r.finish_reason == "length" for r in scored.rollouts])
                     batch.completion_mask &= ~truncated[:, None]
-                train_metrics = update_policy(cfg, model, ref_model, optimizer, loss_fn, loss_cfg, batch)
+                with meter.phase("train"):
+                    train_metrics = update_policy(cfg, model, ref_model, optimizer, loss_fn, loss_cfg, batch)
+                lengths = batch.attention_mask.sum(-1).tolist() * cfg.num_iterations
+                meter.add_sequences(lengths, kind="train", train=True)
+                if loss_cfg.beta > 0:
+                    meter.add_sequences(lengths, kind="reference")
                 scheduler.step()
                 sampler.update_weights(model.state_dict())
             row = step_metrics(step, scored, train_metrics, gen_s, time.perf_counter() - t_train,
@@ -193,6 +203,7 @@ def run_rl(cfg, ctx) -> Path:
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_checkpoint(ckpts, step, state, keep=cfg.keep_checkpoints)
 
+    meter.write(ctx.stage_dir)
     final = model.merge_and_unload() if cfg.lora else model
     out = save_model_folder(final.eval(), tokenizer, ctx.stage_dir / "model")
     plot_curves(log.rows(), ["reward", "accuracy", "response_length", "reasoning_share"],
