@@ -5,7 +5,8 @@ Duplicates are rejected at registration; an unknown name fails with the list of 
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from r1zero.errors import UserError
 

@@ -7,9 +7,10 @@ A runner is `run(cfg, ctx: StageContext) -> Path | None` and returns the model f
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from r1zero import config as C
 from r1zero.registry import Registry

@@ -24,8 +24,8 @@ import torch
 
 from r1zero import rewards as R
 from r1zero import tasks
-from r1zero.budget import StageMeter
 from r1zero.algo import ADVANTAGES, LOSSES, AdvantageConfig, loss_config
+from r1zero.budget import StageMeter
 from r1zero.eval.metrics import reasons, well_formed
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder
 from r1zero.rollout.base import SamplingParams

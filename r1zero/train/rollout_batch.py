@@ -29,7 +29,7 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def select(self, idx: torch.Tensor) -> "RolloutBatch":
+    def select(self, idx: torch.Tensor) -> RolloutBatch:
         return RolloutBatch(self.input_ids[idx], self.attention_mask[idx], self.position_ids[idx],
                             self.completion_mask[idx], self.old_logp[idx], self.adv[idx], self.prompt_width)
 

@@ -14,7 +14,6 @@ from r1zero.train.rl import run_rl
 from tests.conftest import build_tiny
 
 
-
 def digit_share(prompts, completions, **columns):
     """A user's own reward (TRL's signature): the share of digits in the completion."""
     return [sum(c.isdigit() for c in text) / max(len(text), 1) for text in completions]
