@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from r1zero.budget import StageMeter
 from r1zero.errors import UserError
 from r1zero.eval.evaluate import EvalOptions, ModelEval, evaluate_model, load_task_examples
 from r1zero.eval.report import print_table, write_report
@@ -50,12 +51,35 @@ def settings_line(opts: EvalOptions, n_items: int) -> dict:
     return out
 
 
+def count_eval_tokens(meter, evals: list[ModelEval], model_dirs: list[Path]) -> None:
+    """Forward tokens of every sampled and greedy completion (prompt included), per model."""
+    from r1zero.models.io import load_tokenizer
+
+    for model_dir, ev in zip(model_dirs, evals):
+        tok = load_tokenizer(model_dir)
+        if model_dir != model_dirs[0]:
+            from transformers import AutoConfig
+
+            meter.set_model(AutoConfig.from_pretrained(str(model_dir)))
+        lengths = []
+        for item in ev.items:
+            prompt = len(tok(item["prompt"], add_special_tokens=False)["input_ids"])
+            lengths += [prompt + n for n in item.get("lengths", [])]
+            if "greedy" in item:
+                lengths.append(prompt + len(tok(item["greedy"]["text"], add_special_tokens=False)["input_ids"]))
+        meter.add_sequences(lengths)
+
+
 def run_eval(cfg, ctx) -> None:
     opts = EvalOptions.from_config(cfg)
     model_dirs = [ctx.model] + [resolve_model(str(ref), ctx.run_dir) for ref in getattr(cfg, "models", [])]
-    evals = evaluate_models(model_dirs, opts, ctx.seed)
+    meter = StageMeter.for_model_dir(ctx.model, stage=ctx.stage_id)
+    with meter.phase("generation"):
+        evals = evaluate_models(model_dirs, opts, ctx.seed)
+    count_eval_tokens(meter, evals, model_dirs)
     results = [e.summary for e in evals]
     paths = write_report(results, [e.items for e in evals], ctx.stage_dir, settings_line(opts, results[0]["problems"]))
     print_table(results, f"eval: {opts.task} ({results[0]['problems']} items, {opts.samples} samples each, "
                          f"T={opts.temperature}, top-p={opts.top_p})")
+    meter.write(ctx.stage_dir)
     print(f"saved {paths['eval']} and {paths['report']}")
