@@ -68,12 +68,12 @@ GroupFilter = Callable[[list[Candidate]], list[bool]]
 FILTERS: Registry[GroupFilter] = Registry("sample filter")
 
 _UNIT = re.compile(r"[^\s;]+")  # words, or the `;`-separated steps of the arithmetic traces
-_LOOP = re.compile(r"(.{1,32}?)\1{15,}", re.DOTALL)  # one piece 16 times in a row
+_LOOP = re.compile(r"(.{4,64}?)\1{3,}", re.DOTALL)  # a piece of 4+ characters 4 times in a row
 
 
 def is_repetitive(text: str, n: int = 4, max_repeat_share: float = 0.3) -> bool:
     """Whether a completion loops: over `max_repeat_share` of its n-grams of words (or `;` steps)
-    are repeats, or one short piece occurs 16 times in a row.
+    are repeats, or a piece of 4 or more characters occurs 4 times in a row.
 
     >>> is_repetitive("<think>3+9+0=12>2;2+5+1=8>82</think><answer>82</answer>")
     False
@@ -90,7 +90,7 @@ def is_repetitive(text: str, n: int = 4, max_repeat_share: float = 0.3) -> bool:
 def mixes_languages(text: str, target: str = "en") -> bool:
     """Whether the reasoning has words both in and out of the target script (no words: no mix).
 
-    >>> mixes_languages("<think>add 3 and 4</think><answer>7</answer>"), mixes_languages("<think>add 因为</think>")
+    >>> mixes_languages("<think>add 3 and 4</think>"), mixes_languages("<think>add 因为</think>")
     (False, True)
     """
     return 0.0 < target_language_share(reasoning(text), target) < 1.0
@@ -186,7 +186,8 @@ def reward_fn(name: str):
     return R.get(name, workers=0) if "workers" in option_names(REWARDS.get(name)) else R.get(name)
 
 
-def score(candidates: list[Candidate], reward_specs: dict[str, float], timeout_s: float = REWARD_TIMEOUT_S) -> dict:
+def score(candidates: list[Candidate], reward_specs: dict[str, float],
+          timeout_s: float = REWARD_TIMEOUT_S) -> dict:
     """Fill each candidate's per-reward scores (None counted as 0, as in the total) and weighted total;
     returns {"reward/<name>": mean, "reward/<name>/errors": count}."""
     from r1zero.eval.evaluate import reward_columns
@@ -197,7 +198,8 @@ def score(candidates: list[Candidate], reward_specs: dict[str, float], timeout_s
     means = {}
     for name, weight in reward_specs.items():
         scores, mean, errors = R.combine([(reward_fn(name), 1.0)], prompts, texts, columns, timeout_s)
-        means[f"reward/{name}"], means[f"reward/{name}/errors"] = next(iter(mean.values())), next(iter(errors.values()))
+        means[f"reward/{name}"] = next(iter(mean.values()))
+        means[f"reward/{name}/errors"] = next(iter(errors.values()))
         for c, s in zip(candidates, scores):
             c.rewards[name] = s
             c.reward += weight * s
@@ -249,7 +251,8 @@ def counts(group_list: list[list[Candidate]]) -> dict:
     verified = sum(c.dropped != "unverified" for c in cands)
     yielded = sum(any(not c.dropped for c in g) for g in group_list)
     return {"prompts": len(group_list), "generations": len(cands), "verified": verified, "kept": kept,
-            "verified_rate": verified / n, "kept_rate": kept / n, "prompt_yield": yielded / max(len(group_list), 1)}
+            "verified_rate": verified / n, "kept_rate": kept / n,
+            "prompt_yield": yielded / max(len(group_list), 1)}
 
 
 def statistics(groups: list[list[Candidate]], reward_means: dict, seconds: dict) -> dict:
@@ -257,7 +260,7 @@ def statistics(groups: list[list[Candidate]], reward_means: dict, seconds: dict)
     by_key: dict[str, list[list[Candidate]]] = {}
     for g in groups:
         meta = g[0].example.meta
-        key = f"{meta.get('task', 'task')}/{meta['difficulty']}" if "difficulty" in meta else meta.get("task", "task")
+        key = str(meta.get("task", "task")) + (f"/{meta['difficulty']}" if "difficulty" in meta else "")
         by_key.setdefault(key, []).append(g)
     dropped: dict[str, int] = {}
     for c in (c for g in groups for c in g if c.dropped):

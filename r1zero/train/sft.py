@@ -185,7 +185,8 @@ def split_held_out(examples: list[Tokenized], share: float, seed: int) -> tuple[
     random.Random(f"sft-held-out-{seed}").shuffle(order)
     n_held = min(max(1, round(share * len(examples))) if share > 0 else 0, len(examples) - 1)
     held = set(order[:n_held])
-    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
+    train = [e for i, e in enumerate(examples) if i not in held]
+    return train, [e for i, e in enumerate(examples) if i in held]
 
 
 # ---- rows and batches ----------------------------------------------------------------------------
@@ -303,8 +304,9 @@ def run_sft(cfg, ctx) -> Path:
     rows, held_rows = (pack_rows(part, cfg.max_length, cfg.packing, ctx.seed) for part in (train, held))
     batch_size = min(cfg.batch_size, len(rows))  # no batch larger than an epoch
     steps = total_steps(cfg, len(rows), batch_size)
+    cut = f"; {counts['truncated']} cut to {cfg.max_length} tokens" if counts["truncated"] else ""
     print(f"sft: {len(train)} training examples in {len(rows)} rows ({len(held)} held out) from {data_path}; "
-          f"{steps} steps" + (f"; {counts['truncated']} cut to {cfg.max_length} tokens" if counts["truncated"] else ""))
+          f"{steps} steps{cut}")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.95),
                                   weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(cfg.warmup_steps, 1), steps, 0.1))
@@ -348,5 +350,6 @@ def run_sft(cfg, ctx) -> Path:
     plot_curves(rows_logged, ["loss", "held_out_loss"], ctx.stage_dir / "loss.png", "sft")
     if rows_logged:
         last_row = rows_logged[-1]
-        print(f"sft done: loss {last_row['loss']:.3f}, held-out loss {last_row.get('held_out_loss')}; model in {out}")
+        print(f"sft done: loss {last_row['loss']:.3f}, held-out loss {last_row.get('held_out_loss')}; "
+              f"model in {out}")
     return out

@@ -75,7 +75,8 @@ def test_labels_are_minus_100_exactly_on_non_assistant_tokens(tiny_model):
 
 def test_prompt_tokens_contribute_no_loss_and_no_gradient(tiny_model):
     tok = load_tokenizer(tiny_model)
-    examples = [encode(tok, CHAT), encode(tok, {"prompt": "98-5=", "completion": "<think></think><answer>93</answer>"})]
+    raw = {"prompt": "98-5=", "completion": "<think></think><answer>93</answer>"}
+    examples = [encode(tok, CHAT), encode(tok, raw)]
     batch = collate(examples, [[0], [1]], tok.pad_token_id, packing=False)
     logits = torch.randn(*batch.input_ids.shape, len(tok), requires_grad=True)  # (B, T, V)
     nll, count = label_nll(logits, batch.labels)
