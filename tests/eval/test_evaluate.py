@@ -78,7 +78,7 @@ def test_stage_writes_a_side_by_side_report(tiny_model, tmp_path):
         assert key in out
     assert [m["model"] for m in out["models"]] == [str(tiny_model), str(other)]
     names = sorted(p.name for p in (tmp_path / "eval").iterdir())
-    assert names == ["eval.json", "items-rl.jsonl", "items-tiny-dsv3.jsonl", "passk.png", "report.md"]
+    assert names == ["budget.json", "eval.json", "items-rl.jsonl", "items-tiny-dsv3.jsonl", "passk.png", "report.md"]
     rows = (tmp_path / "eval" / "items-rl.jsonl").read_text().splitlines()
     assert len(rows) == 3 and json.loads(rows[0])["answers"]
     report = (tmp_path / "eval" / "report.md").read_text()
