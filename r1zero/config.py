@@ -166,14 +166,16 @@ class SampleConfig:
     task: str = doc("arithmetic", "task name or data file (r1zero.tasks)")
     task_options: dict = doc({}, "options for the task")
     template: str = doc("plain", "prompt template: r1_zero, chat or plain")
-    rewards: dict = doc({}, "reward name -> weight; empty = the task's defaults")
+    rewards: dict = doc({}, "reward name -> weight; empty = the task's first default reward (its "
+                            "correctness check); the format is the `format` filter's job")
+    held_out: int = doc(200, "generated tasks: the first N test problems (what eval uses) are never sampled")
     prompts: int = doc(500, "prompts to sample from")
     samples: int = doc(4, "generations per prompt (k)")
     temperature: float = doc(1.0, "sampling temperature")
     top_p: float = doc(1.0, "nucleus sampling")
     max_new_tokens: int = doc(64, "completion length limit")
     min_reward: float = doc(1.0, "keep a generation only if its total reward reaches this (verified)")
-    filters: list = doc(["format", "repetition"], "extra filters: format, repetition, language, longest")
+    filters: list = doc(["format", "repetition"], "extra filters: format, repetition, language, longest, reasoning")
     dedup: bool = doc(True, "drop duplicate (prompt, completion) pairs")
     max_per_prompt: int = doc(1, "kept generations per prompt at most")
 
