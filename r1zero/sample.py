@@ -178,9 +178,7 @@ def draw_prompts(task, n: int, seed: int, stage_id: str, held_out: int) -> list[
 def reward_fn(name: str):
     """A registered reward (scored in this process, as eval does: a worker pool still starting on a
     busy machine would time out and score right answers 0), or `module:function`."""
-    from r1zero.train.rl import reward_ref
-
-    fn = reward_ref(name)
+    fn = R.reward_ref(name)
     if not isinstance(fn, str):
         return fn
     return R.get(name, workers=0) if "workers" in option_names(REWARDS.get(name)) else R.get(name)

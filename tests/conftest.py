@@ -16,6 +16,20 @@ TINY_SHAPE = dict(arch="deepseek_v3", vocab_size=384, hidden_size=64, layers=2, 
                   max_position_embeddings=128)
 
 
+def sigkill_once_written(cmd: list[str], marker: Path, timeout_s: float = 240) -> None:
+    """Start `cmd`, SIGKILL it as soon as `marker` exists (e.g. a checkpoint), and wait for it."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout_s
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def build_tiny(out: Path, **overrides) -> Path:
     from r1zero.models.build import ModelShape, build_model
 

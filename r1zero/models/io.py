@@ -44,6 +44,14 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu"):
     return model.to(device).eval()
 
 
+def with_lora(model, rank: int, alpha: int):
+    """`model` wrapped with LoRA adapters (peft) on every linear layer; the base weights freeze."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules="all-linear",
+                                            lora_dropout=0.0))
+
+
 def set_fast_experts(model) -> None:
     """transformers loops over experts in Python by default; `grouped_mm` is faster where it counts.
 

@@ -26,10 +26,10 @@ from r1zero.rewards import (  # noqa: F401 - importing a module registers its re
     math_answer,
     reasoning_gym_score,
 )
-from r1zero.rewards.base import REWARDS, RewardFn, with_options
+from r1zero.rewards.base import REWARDS, RewardFn, reward_ref, with_options
 from r1zero.rewards.combine import combine
 
-__all__ = ["REWARDS", "RewardFn", "combine", "get", "names"]
+__all__ = ["REWARDS", "RewardFn", "combine", "get", "names", "reward_ref"]
 
 
 def get(name: str, **options: Any) -> RewardFn:

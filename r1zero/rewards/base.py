@@ -68,3 +68,16 @@ def with_options(fn: RewardFn, name: str, **options: Any) -> RewardFn:
 
     configured.__name__ = name
     return configured
+
+
+def reward_ref(name: str):
+    """A registered reward name, or `module:function` for a user's own reward (TRL's signature)."""
+    if ":" not in name:
+        return name
+    import importlib
+
+    module, attr = name.split(":", 1)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"cannot import reward {name!r} ({e}); expected module:function") from None

@@ -27,7 +27,7 @@ from r1zero import tasks
 from r1zero.algo import ADVANTAGES, LOSSES, AdvantageConfig, loss_config
 from r1zero.budget import StageMeter
 from r1zero.eval.metrics import reasons, well_formed
-from r1zero.models.io import load_model, load_tokenizer, save_model_folder
+from r1zero.models.io import load_model, load_tokenizer, save_model_folder, with_lora
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.hf import HFSampler
 from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -56,10 +56,7 @@ def setup_policy(cfg, ctx):
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-                                                 target_modules="all-linear", lora_dropout=0.0))
+        model = with_lora(model, cfg.lora_rank, cfg.lora_alpha)
     model.train()
     return model, tokenizer
 
@@ -83,21 +80,6 @@ def draw_examples(task, cfg, seed: int, step: int, round_: int, held_out: set[st
     return out
 
 
-def reward_ref(name: str):
-    """A registered reward name, or `module:function` for a user's own reward (TRL's signature)."""
-    if ":" not in name:
-        return name
-    import importlib
-
-    module, attr = name.split(":", 1)
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        from r1zero.errors import UserError
-
-        raise UserError(f"rl.rewards: cannot import reward {name!r} ({e}); expected module:function") from None
-
-
 def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: Scored) -> None:
     """Score the rollouts, then keep every group (or, with dynamic sampling, the informative ones)."""
     G = cfg.group_size
@@ -109,7 +91,7 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
         columns[key] = [e.meta.get(key) for e in examples for _ in range(G)]
     per_reward = {}  # name -> (B*G,) scores, one combine call per reward so each is kept apart
     for name in dict.fromkeys([*reward_specs, accuracy_name]):
-        per_reward[name], means, errors = R.combine([(reward_ref(name), 1.0)], prompts, texts, columns,
+        per_reward[name], means, errors = R.combine([(R.reward_ref(name), 1.0)], prompts, texts, columns,
                                                     cfg.reward_timeout_s)
         scored.reward_means.setdefault(f"reward/{name}", []).append(next(iter(means.values())))
         key = f"reward/{name}/errors"

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from r1zero.errors import UserError
-from r1zero.models.io import load_model, load_tokenizer, save_model_folder
+from r1zero.models.io import load_model, load_tokenizer, save_model_folder, with_lora
 from r1zero.tasks.base import BadRow
 from r1zero.tasks.loaders import FILE_SUFFIXES, read_records
 from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -283,10 +283,7 @@ def setup_model(cfg, model_dir: Path):
     """The model to train: all weights, or LoRA adapters (peft) on every linear layer."""
     model, tokenizer = load_model(model_dir), load_tokenizer(model_dir)
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-                                                 target_modules="all-linear", lora_dropout=0.0))
+        model = with_lora(model, cfg.lora_rank, cfg.lora_alpha)
     model.train()
     return model, tokenizer
 

@@ -1,9 +1,7 @@
 """Pretraining: MoE load balancing works, and a SIGKILLed run resumes to bit-identical weights."""
 
-import signal
 import subprocess
 import sys
-import time
 
 import torch
 from safetensors.torch import load_file
@@ -12,7 +10,7 @@ from r1zero.config import PretrainConfig
 from r1zero.models.io import load_model, load_tokenizer
 from r1zero.train.moe_balance import ExpertLoadBalancer
 from r1zero.train.pretrain import corpus_batch, lm_batch
-from tests.conftest import build_tiny
+from tests.conftest import build_tiny, sigkill_once_written
 
 
 def imbalance_after_training(model_dir, gamma: float, steps: int = 40) -> float:
@@ -56,13 +54,8 @@ def test_sigkilled_pretrain_resumes_bit_exact(tmp_path):
     subprocess.run(pretrain_cmd(model_dir, straight), check=True, capture_output=True, timeout=300)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(pretrain_cmd(model_dir, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "pretrain" / "checkpoints" / "step-16" / "state.pt"
-    deadline = time.time() + 240
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_once_written(pretrain_cmd(model_dir, killed), ckpt)
     assert ckpt.exists() and not (killed / "pretrain" / "model").exists(), "the kill must land mid-run"
 
     again = subprocess.run(pretrain_cmd(model_dir, killed), capture_output=True, text=True, timeout=300)

@@ -1,9 +1,7 @@
 """The RL stage end to end on tiny models: parameters move, and a SIGKILLed run resumes bit-exactly."""
 
-import signal
 import subprocess
 import sys
-import time
 
 import torch
 from safetensors.torch import load_file
@@ -11,7 +9,7 @@ from safetensors.torch import load_file
 from r1zero.config import RLConfig
 from r1zero.stages import StageContext
 from r1zero.train.rl import run_rl
-from tests.conftest import build_tiny
+from tests.conftest import build_tiny, sigkill_once_written
 
 
 def digit_share(prompts, completions, **columns):
@@ -66,13 +64,8 @@ def test_sigkilled_rl_resumes_bit_exact(tmp_path):
     subprocess.run(rl_cmd(model_dir, straight), check=True, capture_output=True, timeout=300)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(rl_cmd(model_dir, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "rl" / "checkpoints" / "step-6" / "state.pt"
-    deadline = time.time() + 240
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_once_written(rl_cmd(model_dir, killed), ckpt)
     assert ckpt.exists() and not (killed / "rl" / "model").exists(), "the kill must land mid-run"
     subprocess.run(rl_cmd(model_dir, killed, "--resume"), check=True, capture_output=True, timeout=300)
 
