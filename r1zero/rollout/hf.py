@@ -22,6 +22,16 @@ class HFSampler:
         enable_absorbed_mla(model)  # decode over the compressed KV cache (DeepSeek-V3 only)
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
 
+    @classmethod
+    def create(cls, model, tokenizer, model_dir=None, batch_size: int = 256) -> HFSampler:
+        """The registry's constructor: samples with the trainer's own model object (no weight copy),
+        or, given `model=None` (a Ray sampler actor), with its own copy loaded from `model_dir`."""
+        if model is None:
+            from r1zero.models.io import load_model
+
+            model = load_model(model_dir)
+        return cls(model, tokenizer, batch_size)
+
     def stop_ids(self, params: SamplingParams) -> list[int]:
         ids = [self.tokenizer.eos_token_id]
         for s in params.stop:
