@@ -22,6 +22,10 @@ Where this departs from the papers:
   not the GSPO-token rewrite; their gradients agree when A is per sequence). The paper has no KL;
   with beta > 0 we add the per-token k3 term. With "token_mean" aggregation a sequence would weigh
   by its length; `gspo` uses "seq_mean", which is the paper's objective.
+- TIS (Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL training"):
+  when the sampler (vLLM) and the trainer disagree on log-probs, the RL loop takes old_logp from
+  a trainer forward pass and passes `token_weight = tis_weights(...)`, min(pi_trainer / pi_sampler,
+  cap), which scales the surrogate of each token (not the KL term), as verl does.
 - Everywhere: log-ratios are clamped to [-20, 20] before exp (as verl does) and zeroed at masked
   positions, so padding with arbitrary log-probs cannot produce inf or NaN. No dual clip, no
   entropy bonus.
@@ -96,12 +100,14 @@ def policy_loss(
     adv: Tensor,
     mask: Tensor,
     cfg: PolicyLossConfig,
+    token_weight: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Clipped surrogate (+ beta * k3 KL), aggregated; gradients flow through `logp` only.
 
     logp, old_logp, ref_logp: (N, T) log-probs of the sampled tokens under the policy being
     trained, the policy that sampled them, and the reference policy. adv: (N,) one advantage per
-    sequence. mask: (N, T) bool, True = completion token that counts.
+    sequence. mask: (N, T) bool, True = completion token that counts. token_weight: (N, T) or None,
+    a constant weight on each token's surrogate (truncated importance sampling, `tis_weights`).
 
     Returns the scalar loss and metrics over kept tokens: clip_frac (share where the clip was
     active, i.e. the token got no gradient from the surrogate), clip_frac_low / clip_frac_high,
@@ -117,6 +123,8 @@ def policy_loss(
     a = adv.detach().to(logp.dtype).unsqueeze(-1)  # (N, 1)
     clipped_ratio = ratio.clamp(1 - cfg.eps_low, 1 + cfg.eps_high)  # (N, T)
     surrogate = torch.minimum(ratio * a, clipped_ratio * a)  # (N, T)
+    if token_weight is not None:
+        surrogate = surrogate * token_weight.detach()  # (N, T)
     per_token = -surrogate  # (N, T)
 
     kl = None
@@ -181,6 +189,21 @@ def _check_inputs(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, adv: 
                          f"more than max_completion_length={horizon}")
 
 
+def tis_weights(trainer_logp: Tensor, sampler_logp: Tensor, mask: Tensor, cap: float) -> Tensor:
+    """Truncated importance weights min(pi_trainer / pi_sampler, cap) per token; 0 at padding.
+
+    trainer_logp, sampler_logp: (N, T) log-probs of the sampled tokens under the trainer's weights
+    (a no-grad forward before the update) and as the sampler reported them. mask: (N, T) bool.
+
+    >>> tis_weights(torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]]), torch.tensor([[True, True]]), 1.5)
+    tensor([[1.5000, 0.3679]])
+    """
+    if cap <= 0:
+        raise ValueError(f"tis cap {cap}: expected > 0")
+    log_w = torch.where(mask, trainer_logp - sampler_logp, 0.0).clamp(max=MAX_LOG_RATIO)  # (N, T)
+    return torch.where(mask, log_w.exp().clamp(max=cap), 0.0)  # (N, T)
+
+
 @dataclass(frozen=True)
 class PolicyLoss:
     """A registered policy loss: `policy_loss` with one variant's default config.
@@ -191,8 +214,9 @@ class PolicyLoss:
     defaults: PolicyLossConfig
 
     def __call__(self, logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, adv: Tensor, mask: Tensor,
-                 cfg: PolicyLossConfig | None = None) -> tuple[Tensor, dict[str, float]]:
-        return policy_loss(logp, old_logp, ref_logp, adv, mask, self.defaults if cfg is None else cfg)
+                 cfg: PolicyLossConfig | None = None, token_weight: Tensor | None = None
+                 ) -> tuple[Tensor, dict[str, float]]:
+        return policy_loss(logp, old_logp, ref_logp, adv, mask, self.defaults if cfg is None else cfg, token_weight)
 
 
 LOSSES: Registry = Registry("policy loss")

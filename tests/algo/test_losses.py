@@ -260,3 +260,31 @@ def test_input_shapes_are_checked():
 
 def test_docstring_examples():
     assert doctest.testmod(losses_module).failed == 0
+
+
+def test_tis_weights_hand_computed():
+    from r1zero.algo import tis_weights
+
+    trainer = torch.tensor([[-1.0, -2.0, -0.5], [-3.0, -1.0, 0.0]])
+    sampler = torch.tensor([[-1.5, -1.0, -0.5], [-1.0, -1.2, 9.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    # exp(0.5) = 1.6487 -> capped at 1.5; exp(-1) = 0.3679; exp(0) = 1; exp(-2) = 0.1353; exp(0.2) = 1.2214;
+    # the padded slot (whose sampler log-prob 9.0 is garbage) weighs 0.
+    expected = torch.tensor([[1.5, math.exp(-1), 1.0], [math.exp(-2), math.exp(0.2), 0.0]])
+    assert torch.allclose(tis_weights(trainer, sampler, mask, cap=1.5), expected)
+
+
+def test_tis_weight_scales_each_tokens_surrogate_and_not_the_kl():
+    # DAPO token-mean over the 5 kept tokens of the shared example; per-token losses
+    # [-1.1, -1.28, (pad)], [0.9, 0.8, 1.0]. Weights w: [2, 0.5, 7], [1, 0, 3].
+    w = torch.tensor([[2.0, 0.5, 7.0], [1.0, 0.0, 3.0]])
+    loss, _ = LOSSES.get("dapo")(LOGP, OLD, None, ADV, MASK, loss_config("dapo"), token_weight=w)
+    assert loss.item() == pytest.approx((-1.1 * 2 - 1.28 * 0.5 + 0.9 * 1 + 0.8 * 0 + 1.0 * 3) / 5)  # 0.212
+    # With the KL term on, only the surrogate is weighted: the KL adds beta * (unweighted mean k3).
+    ref = LOGP - 0.3
+    loss_kl, _ = LOSSES.get("dapo")(LOGP, OLD, ref, ADV, MASK, loss_config("dapo", beta=0.5), token_weight=w)
+    k3 = math.exp(-0.3) + 0.3 - 1  # 0.0408 on every kept token
+    assert loss_kl.item() - loss.item() == pytest.approx(0.5 * k3)
+    weighted = LOGP.clone().requires_grad_()
+    policy_loss(weighted, OLD, None, ADV, MASK, loss_config("dapo"), token_weight=w)[0].backward()
+    assert weighted.grad[1, 1] == 0 and weighted.grad[0, 2] == 0  # zero weight, padding: no gradient
