@@ -136,6 +136,18 @@ class RLConfig:
     checkpoint_every: int = doc(50, "steps between checkpoints; 0 = only at the end")
     keep_checkpoints: int = doc(2, "checkpoints kept on disk")
     log_samples: int = doc(2, "completions per step written to samples.jsonl")
+    sampler: str = doc("hf", "rollout backend: hf (in this process, shares the model), vllm, ray (a pool of "
+                             "hf or vllm actors) or module:Class (r1zero.rollout.SAMPLERS)")
+    sampler_options: dict = doc({}, "options of the sampler's create, e.g. ray: {actors: 2, backend: hf, "
+                                    "backend_options: {}, resources: {num_cpus: 1, num_gpus: 0}}")
+    learners: int = doc(1, "trainer ranks: 1 = in this process; N > 1 = N Ray actors in one torch.distributed "
+                           "group (gloo on CPU, NCCL on GPU) averaging gradients", "verl")
+    cluster: dict = doc({}, "Ray, when sampler is ray or learners > 1: address (local | auto | ray://host:port), "
+                            "temp_dir, num_cpus, strategy (ddp | fsdp2), learner_resources, reward_resources, "
+                            "check_weights (see r1zero.train.cluster.ClusterOptions)")
+    tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
+                              "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",
+                         "Yao et al. 2025, TIS")
 
 
 @dataclass

@@ -7,9 +7,14 @@ gradient updates over minibatches -> hand the new weights to the sampler.
 Where it departs from the R1 paper: defaults follow DAPO (token-mean loss, clip-higher, dynamic
 sampling) and Dr. GRPO's finding that a KL term is not needed (beta = 0, so no reference model is
 loaded); `loss=grpo loss_options={beta: 0.001}` gives R1-Zero's exact objective. Old log-probs come
-from the sampler rather than a second forward pass, so with `num_iterations=1` the ratio is 1 up
+from the sampler rather than a second forward pass (unless `tis_cap` > 0), so with `num_iterations=1` the ratio is 1 up
 to numerical noise and the update is REINFORCE with group-normalised advantages.
 Prompts and sampling seeds are pure functions of (seed, step): a resumed run repeats exactly.
+
+The loop is the same on one process and on a Ray cluster; only the objects differ: the sampler
+(`sampler`: hf in this process, or a `ray` pool of actors), the learner (`learners`: a
+LocalLearner here, or a RayLearnerGroup of torch.distributed ranks) and the reward scorer (Ray
+tasks when a cluster is in use). See r1zero.train.learner and r1zero.rollout.ray_pool.
 """
 
 from __future__ import annotations
@@ -22,18 +27,18 @@ from pathlib import Path
 
 import torch
 
-from r1zero import rewards as R
 from r1zero import tasks
-from r1zero.algo import ADVANTAGES, LOSSES, AdvantageConfig, loss_config
+from r1zero.algo import ADVANTAGES, AdvantageConfig, loss_config
 from r1zero.budget import StageMeter
 from r1zero.eval.metrics import reasons, well_formed
-from r1zero.models.io import load_model, load_tokenizer, save_model_folder, with_lora
+from r1zero.models.io import load_tokenizer, save_model_folder
+from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
-from r1zero.rollout.hf import HFSampler
+from r1zero.train import cluster as C
 from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from r1zero.train.learner import LocalLearner, RayLearnerGroup, setup_policy
 from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
-from r1zero.train.pretrain import warmup_cosine
-from r1zero.train.rollout_batch import completion_logprobs, make_batch
+from r1zero.train.rollout_batch import make_batch
 from r1zero.types import Example, Rollout
 
 
@@ -51,25 +56,6 @@ class Scored:
     groups_seen: int = 0
 
 
-def setup_policy(cfg, ctx):
-    model, tokenizer = load_model(ctx.model), load_tokenizer(ctx.model)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    if cfg.lora:
-        model = with_lora(model, cfg.lora_rank, cfg.lora_alpha)
-    model.train()
-    return model, tokenizer
-
-
-def reference_logprobs(cfg, ref_model, policy, batch):
-    """Log-probs under the reference policy: the base with adapters off (LoRA), or a frozen copy."""
-    with torch.no_grad():
-        if cfg.lora:
-            with policy.disable_adapter():
-                return completion_logprobs(policy, batch, cfg.temperature)[0]
-        return completion_logprobs(ref_model, batch, cfg.temperature)[0]
-
-
 def draw_examples(task, cfg, seed: int, step: int, round_: int, held_out: set[str]) -> list[Example]:
     """B training prompts, a pure function of (seed, step, round); evaluation problems are skipped."""
     rng, out = random.Random(f"rl-{seed}-{step}-{round_}"), []
@@ -80,7 +66,8 @@ def draw_examples(task, cfg, seed: int, step: int, round_: int, held_out: set[st
     return out
 
 
-def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: Scored) -> None:
+def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: Scored,
+                 score=C.score_in_process) -> None:
     """Score the rollouts, then keep every group (or, with dynamic sampling, the informative ones)."""
     G = cfg.group_size
     prompts = [e.prompt for e in examples for _ in range(G)]
@@ -90,12 +77,11 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
     for key in {k for e in examples for k in e.meta}:
         columns[key] = [e.meta.get(key) for e in examples for _ in range(G)]
     per_reward = {}  # name -> (B*G,) scores, one combine call per reward so each is kept apart
-    for name in dict.fromkeys([*reward_specs, accuracy_name]):
-        per_reward[name], means, errors = R.combine([(R.reward_ref(name), 1.0)], prompts, texts, columns,
-                                                    cfg.reward_timeout_s)
-        scored.reward_means.setdefault(f"reward/{name}", []).append(next(iter(means.values())))
+    results = score(list(dict.fromkeys([*reward_specs, accuracy_name])), prompts, texts, columns, cfg.reward_timeout_s)
+    for name, (per_reward[name], mean, errors) in results.items():
+        scored.reward_means.setdefault(f"reward/{name}", []).append(mean)
         key = f"reward/{name}/errors"
-        scored.reward_errors[key] = scored.reward_errors.get(key, 0) + next(iter(errors.values()))
+        scored.reward_errors[key] = scored.reward_errors.get(key, 0) + errors
     total = [sum(w * per_reward[name][i] for name, w in reward_specs.items()) for i in range(len(texts))]
     for b, example in enumerate(examples):
         group = slice(b * G, (b + 1) * G)
@@ -113,31 +99,35 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
 
 def run_rl(cfg, ctx) -> Path:
     torch.manual_seed(ctx.seed)
-    model, tokenizer = setup_policy(cfg, ctx)
+    model, tokenizer = setup_policy(cfg, ctx.model), load_tokenizer(ctx.model)
     task = tasks.get(cfg.task, **cfg.task_options)
     held_out = set() if task.finite or not cfg.held_out else {
         str(e.prompt) for e in task.examples("test", n=cfg.held_out, seed=ctx.seed)}
     reward_specs = dict(cfg.rewards) or {name: 1.0 for name in task.rewards}
     accuracy_name = cfg.accuracy_reward or next(iter(reward_specs))
     advantage_fn, adv_cfg = ADVANTAGES.get(cfg.advantage), AdvantageConfig()
-    loss_fn, loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
-    ref_model = load_model(ctx.model) if loss_cfg.beta > 0 and not cfg.lora else None
-    sampler = HFSampler(model, tokenizer)
+    loss_cfg = loss_config(cfg.loss, **cfg.loss_options)
+    cluster = C.ClusterOptions.parse(cfg.cluster)
+    on_ray = cfg.learners > 1 or getattr(sampler_class(cfg.sampler), "needs_ray", False)
+    started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
+    learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,
+                               cluster.learner_resources)
+               if cfg.learners > 1 else LocalLearner(cfg, model, ctx.model))
+    sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options)
+    score = C.RayRewardScorer(cluster.reward_resources) if on_ray else C.score_in_process
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
-    floor = 0.1 if cfg.lr_schedule == "cosine" else 1.0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(cfg.warmup_steps, 1), cfg.steps, floor))
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     samples_path = ctx.stage_dir / "samples.jsonl"
-    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    state = learner.checkpoint_objects()
     start = 0
     if ctx.resume and (last := latest_checkpoint(ckpts)):
         start, _ = load_checkpoint(last, state)
         print(f"resuming rl from {last}")
     log.truncate_after(start)
     MetricsLog(samples_path).truncate_after(start)
+    if start:
+        sampler.update_weights(learner.policy_state())  # samplers with their own copy start from the folder
 
     with progress_bar("rl") as bar:
         progress = bar.add_task("rl", total=cfg.steps, completed=start, info="")
@@ -156,7 +146,7 @@ def run_rl(cfg, ctx) -> Path:
                 gen_s += time.perf_counter() - t_gen
                 n_tokens += sum(len(r.completion_ids) for r in rollouts)
                 with meter.phase("reward"):
-                    score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored)
+                    score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored, score)
                 if len(scored.examples) >= cfg.prompts_per_step:
                     break
             t_train = time.perf_counter()
@@ -169,15 +159,16 @@ def run_rl(cfg, ctx) -> Path:
                     truncated = torch.tensor([r.finish_reason == "length" for r in scored.rollouts])
                     batch.completion_mask &= ~truncated[:, None]
                 with meter.phase("train"):
-                    train_metrics = update_policy(cfg, model, ref_model, optimizer, loss_fn, loss_cfg, batch)
+                    train_metrics = learner.step(batch)
                 lengths = batch.attention_mask.sum(-1).tolist() * cfg.num_iterations
                 meter.add_sequences(lengths, kind="train", train=True)
                 if loss_cfg.beta > 0:
                     meter.add_sequences(lengths, kind="reference")
-                scheduler.step()
-                sampler.update_weights(model.state_dict())
+                sampler.update_weights(learner.policy_state())
             row = step_metrics(step, scored, train_metrics, gen_s, time.perf_counter() - t_train,
-                               time.perf_counter() - t0, n_tokens, scheduler.get_last_lr()[0])
+                               time.perf_counter() - t0, n_tokens, learner.last_lr())
+            if cluster.check_weights:
+                row.update(C.check_weights(learner, sampler))
             log.write(row)
             write_samples(samples_path, step, scored, cfg.log_samples)
             bar.update(progress, completed=step, info=f"reward {row['reward']:.3f} | acc {row['accuracy']:.3f} | "
@@ -185,39 +176,17 @@ def run_rl(cfg, ctx) -> Path:
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_checkpoint(ckpts, step, state, keep=cfg.keep_checkpoints)
 
+    final = learner.final_model()
+    for worker in (sampler, learner):
+        getattr(worker, "close", lambda: None)()
+    if started_ray:
+        C.disconnect()
     meter.write(ctx.stage_dir)
-    final = model.merge_and_unload() if cfg.lora else model
+    final = final.merge_and_unload() if cfg.lora else final
     out = save_model_folder(final.eval(), tokenizer, ctx.stage_dir / "model")
     plot_curves(log.rows(), ["reward", "accuracy", "response_length", "reasoning_share"],
                 ctx.stage_dir / "curves.png", "rl")
     return out
-
-
-def update_policy(cfg, model, ref_model, optimizer, loss_fn, loss_cfg, batch) -> dict:
-    """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps."""
-    sums: dict[str, float] = {}
-    n_updates = 0
-    gen = torch.Generator().manual_seed(len(batch))
-    for _ in range(cfg.num_iterations):
-        order = torch.randperm(len(batch), generator=gen)
-        for mb_idx in order.chunk(cfg.minibatches):
-            for micro_idx in mb_idx.chunk(cfg.grad_accum):
-                micro = batch.select(micro_idx)
-                logp, entropy = completion_logprobs(model, micro, cfg.temperature, with_entropy=True)
-                ref_logp = reference_logprobs(cfg, ref_model, model, micro) if loss_cfg.beta > 0 else None
-                loss, metrics = loss_fn(logp, micro.old_logp, ref_logp, micro.adv, micro.completion_mask, loss_cfg)
-                (loss / cfg.grad_accum).backward()
-                metrics["entropy"] = (entropy[micro.completion_mask].mean().item()
-                                      if micro.completion_mask.any() else 0.0)
-                metrics["loss"] = loss.item()
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_updates += 1
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item() * cfg.grad_accum
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-    return {k: v / n_updates for k, v in sums.items()}
 
 
 def step_metrics(step, scored: Scored, train: dict, gen_s, train_s, total_s, n_tokens, lr) -> dict:

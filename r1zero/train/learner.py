@@ -1,0 +1,338 @@
+"""Learners: what turns a rollout batch into optimizer steps. The RL loop sees one interface.
+
+`LocalLearner` is the in-process update: one policy, one AdamW, one LR schedule. `RayLearnerGroup`
+runs `learners` Ray actors, each a `LocalLearner` of rank r in one torch.distributed group (gloo on
+CPU, NCCL on GPU). Both offer `step(batch) -> metrics`, `policy_state()` (the weights samplers
+need), `checkpoint_objects()` (model / optimizer / scheduler, each with state_dict and
+load_state_dict, so one checkpoint format serves both), `final_model()`, `last_lr()`, `close()`.
+
+Data parallelism. Every rank gets the whole batch and takes rows r, r + W, ... of each
+micro-batch; its loss is scaled by W * (its share of the micro-batch's normaliser, `shard_share`),
+so the mean of the ranks' gradients is the single-process gradient for token-mean, seq-mean and
+constant aggregation alike, up to float summation order. Departures from torch's DDP: gradients are
+all-reduced by hand, once per minibatch after accumulation, because MoE experts that no token
+reached and frozen LoRA bases have no gradient, which DDP's hooks reject unless told to search for
+unused parameters; a parameter with no gradient on any rank keeps none, as in one process (AdamW
+then skips it). `strategy: fsdp2` shards each decoder layer and the root with `fully_shard` and
+lets FSDP reduce-scatter the gradients instead. Metrics are means over ranks (maxima for *_max).
+
+TIS (`tis_cap > 0`): before the epochs, a no-grad forward gives the trainer's log-probs, which
+become old_logp; each token's surrogate is weighted by min(exp(trainer - sampler), cap).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import fields, replace
+
+import torch
+
+from r1zero.algo import LOSSES, loss_config, tis_weights
+from r1zero.errors import UserError
+from r1zero.models.io import load_model, with_lora
+from r1zero.rollout.ray_pool import weight_digest
+from r1zero.train.pretrain import warmup_cosine
+from r1zero.train.rollout_batch import RolloutBatch, completion_logprobs
+
+
+def setup_policy(cfg, model_dir):
+    """The trainable policy: the model folder, with LoRA adapters and checkpointing as `cfg` says."""
+    model = load_model(model_dir)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora:
+        model = with_lora(model, cfg.lora_rank, cfg.lora_alpha)
+    model.train()
+    return model
+
+
+def reference_logprobs(cfg, ref_model, policy, batch):
+    """Log-probs under the reference policy: the base with adapters off (LoRA), or a frozen copy."""
+    with torch.no_grad():
+        if cfg.lora:
+            with policy.disable_adapter():
+                return completion_logprobs(policy, batch, cfg.temperature)[0]
+        return completion_logprobs(ref_model, batch, cfg.temperature)[0]
+
+
+def shard_share(aggregation: str, micro_mask: torch.Tensor, mine_mask: torch.Tensor) -> float:
+    """The share of a micro-batch's loss normaliser (see `losses._aggregate`) that a rank's rows carry.
+
+    micro_mask: (M, T) the micro-batch's completion mask; mine_mask: (m, T) the rank's rows of it.
+    """
+    if aggregation == "token_mean":
+        return mine_mask.sum().item() / max(micro_mask.sum().item(), 1)  # kept tokens
+    return mine_mask.shape[0] / micro_mask.shape[0]  # sequences (seq_mean; constant divides by N * T)
+
+
+class LocalLearner:
+    """The policy, its optimizer and schedule, and the update; rank `rank` of `world` (1 = alone)."""
+
+    def __init__(self, cfg, model, model_dir, rank: int = 0, world: int = 1, strategy: str = "ddp"):
+        self.cfg, self.model, self.rank, self.world, self.strategy = cfg, model, rank, world, strategy
+        self.loss_fn, self.loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
+        self.ref_model = load_model(model_dir) if self.loss_cfg.beta > 0 and not cfg.lora else None
+        if strategy == "fsdp2" and world > 1:
+            shard_fully(model)
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        floor = 0.1 if cfg.lr_schedule == "cosine" else 1.0
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(max(cfg.warmup_steps, 1), cfg.steps, floor))
+
+    def step(self, batch: RolloutBatch) -> dict:
+        """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps."""
+        cfg, loss_cfg = self.cfg, self.loss_cfg
+        batch, tis, tis_metrics = self.with_trainer_old_logp(batch) if cfg.tis_cap > 0 else (batch, None, {})
+        sums: dict[str, float] = {}
+        n_updates = 0
+        gen = torch.Generator().manual_seed(len(batch))
+        for _ in range(cfg.num_iterations):
+            order = torch.randperm(len(batch), generator=gen)
+            for mb_idx in order.chunk(cfg.minibatches):
+                for micro_idx in mb_idx.chunk(cfg.grad_accum):
+                    mine = micro_idx[self.rank :: self.world]  # this rank's rows of the micro-batch
+                    if not len(mine):
+                        raise UserError(f"a micro-batch of {len(micro_idx)} rows cannot be split over {self.world} "
+                                        f"learners; lower minibatches or grad_accum, or use fewer learners")
+                    micro = batch.select(mine)
+                    logp, entropy = completion_logprobs(self.model, micro, cfg.temperature, with_entropy=True)
+                    ref_logp = (reference_logprobs(cfg, self.ref_model, self.model, micro)
+                                if loss_cfg.beta > 0 else None)
+                    extra = {} if tis is None else {"token_weight": tis[mine]}
+                    loss, metrics = self.loss_fn(logp, micro.old_logp, ref_logp, micro.adv, micro.completion_mask,
+                                                 loss_cfg, **extra)
+                    if self.world > 1:  # the ranks' mean is then the single-process loss
+                        loss = loss * self.world * shard_share(loss_cfg.aggregation,
+                                                               batch.completion_mask[micro_idx], micro.completion_mask)
+                    metrics["loss"] = loss.item()
+                    (loss / cfg.grad_accum).backward()
+                    metrics["entropy"] = (entropy[micro.completion_mask].mean().item()
+                                          if micro.completion_mask.any() else 0.0)
+                    for k, v in metrics.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    n_updates += 1
+                if self.world > 1 and self.strategy == "ddp":
+                    average_gradients(self.model, self.world)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item() * cfg.grad_accum
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        means = {k: v / n_updates for k, v in sums.items()} | tis_metrics
+        return mean_over_ranks(means) if self.world > 1 else means
+
+    @torch.no_grad()
+    def with_trainer_old_logp(self, batch: RolloutBatch) -> tuple[RolloutBatch, torch.Tensor, dict]:
+        """(batch with old_logp from this policy, TIS weights (N, T), their metrics)."""
+        size = max(len(batch) // (self.cfg.minibatches * self.cfg.grad_accum), 1)
+        trainer = torch.cat([completion_logprobs(self.model, batch.select(idx), self.cfg.temperature)[0]
+                             for idx in torch.arange(len(batch)).split(size)])  # (N, T)
+        tis = tis_weights(trainer, batch.old_logp, batch.completion_mask, self.cfg.tis_cap)  # (N, T)
+        kept = tis[batch.completion_mask]  # (K,)
+        metrics = {"tis_weight_mean": kept.mean().item() if kept.numel() else 1.0,
+                   "tis_capped_frac": (kept >= self.cfg.tis_cap).float().mean().item() if kept.numel() else 0.0}
+        return replace(batch, old_logp=trainer), tis, metrics
+
+    def policy_state(self) -> dict:
+        if self.strategy == "fsdp2" and self.world > 1:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return self.model.state_dict()
+
+    def checkpoint_objects(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+    def final_model(self):
+        return self.model
+
+    def last_lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def digests(self) -> dict[str, str]:
+        return {f"learner{self.rank}": weight_digest(self.policy_state())}
+
+    def close(self) -> None:
+        pass
+
+
+def average_gradients(model, world: int) -> None:
+    """All-reduce the mean gradient; a parameter with no gradient on any rank keeps none (see the docstring)."""
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32)  # (P,)
+    dist.all_reduce(present, op=dist.ReduceOp.MAX)
+    params = [p for p, has in zip(params, present.tolist()) if has]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of sizes,) one collective
+    dist.all_reduce(flat)
+    flat /= world
+    for p, g in zip(params, flat.split([g.numel() for g in grads])):
+        p.grad = g.view_as(p)
+
+
+def mean_over_ranks(metrics: dict) -> dict:
+    """Each metric averaged over the ranks, or its maximum for names ending in _max."""
+    import torch.distributed as dist
+
+    names = sorted(metrics)
+    values = torch.tensor([metrics[k] for k in names], dtype=torch.float64)  # (K,)
+    maxima = torch.tensor([metrics[k] if k.endswith("_max") else float("-inf") for k in names], dtype=torch.float64)
+    dist.all_reduce(values)
+    dist.all_reduce(maxima, op=dist.ReduceOp.MAX)
+    world = dist.get_world_size()
+    return {k: (m if k.endswith("_max") else v / world) for k, v, m in zip(names, values.tolist(), maxima.tolist())}
+
+
+def shard_fully(model) -> None:
+    """FSDP2: each decoder layer, then the root, sharded over the process group."""
+    from torch.distributed.fsdp import fully_shard
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for layer in base.model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+
+
+class LearnerRank:
+    """One Ray actor: rank `rank` of the group, holding a LocalLearner once `join` has run."""
+
+    def __init__(self, cfg, model_dir: str, seed: int, rank: int, world: int, strategy: str, threads: int):
+        torch.set_num_threads(threads)
+        self.args = (cfg, model_dir, seed, rank, world, strategy)
+        self.learner: LocalLearner | None = None
+
+    def address(self) -> tuple[str, int]:
+        """This node's address and a free port, for rank 0 to host the group's rendezvous."""
+        import ray
+
+        with socket.socket() as s:
+            s.bind(("", 0))
+            return ray.util.get_node_ip_address(), s.getsockname()[1]
+
+    def join(self, host: str, port: int) -> None:
+        import torch.distributed as dist
+
+        cfg, model_dir, seed, rank, world, strategy = self.args
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=rank, world_size=world)
+        torch.manual_seed(seed)  # the same LoRA initialisation as a single-process run
+        model = setup_policy(cfg, model_dir)
+        if torch.cuda.is_available():
+            model.cuda()
+        self.learner = LocalLearner(cfg, model, model_dir, rank, world, strategy)
+
+    def step(self, batch: RolloutBatch) -> dict:
+        device = next(self.learner.model.parameters()).device
+        return self.learner.step(batch_to(batch, device))
+
+    def policy_state(self) -> dict | None:
+        state = self.learner.policy_state()  # collective under fsdp2: every rank takes part
+        return {k: v.cpu() for k, v in state.items()} if self.learner.rank == 0 else None
+
+    def state_dict(self, name: str) -> dict | None:
+        if name == "model":
+            return self.policy_state()
+        if name == "optimizer" and self.learner.strategy == "fsdp2" and self.learner.world > 1:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            state = get_optimizer_state_dict(self.learner.model, self.learner.optimizer, options=opts)
+            return state if self.learner.rank == 0 else None
+        state = self.learner.checkpoint_objects()[name].state_dict()
+        return state if self.learner.rank == 0 else None
+
+    def load_state_dict(self, name: str, state: dict) -> None:
+        learner = self.learner
+        if learner.strategy == "fsdp2" and learner.world > 1 and name in ("model", "optimizer"):
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True, broadcast_from_rank0=False)
+            if name == "model":
+                set_model_state_dict(learner.model, state, options=opts)
+            else:
+                set_optimizer_state_dict(learner.model, learner.optimizer, state, options=opts)
+            return
+        learner.checkpoint_objects()[name].load_state_dict(state)
+
+    def last_lr(self) -> float:
+        return self.learner.last_lr()
+
+    def digest(self) -> str:
+        state = self.learner.policy_state()
+        return weight_digest(state) if self.learner.rank == 0 or self.learner.strategy == "ddp" else ""
+
+
+class RayLearnerGroup:
+    """`world` LearnerRank actors in one torch.distributed group; the LocalLearner interface."""
+
+    def __init__(self, cfg, model, model_dir, seed: int, world: int, strategy: str, resources: dict):
+        import ray
+
+        threads = max(1, int(resources.get("num_cpus", 1)))
+        actor = ray.remote(LearnerRank).options(max_restarts=0, **resources)
+        self.model, self.strategy = model, strategy  # the driver's copy: final weights land here
+        self.ranks = [actor.remote(cfg, str(model_dir), seed, r, world, strategy, threads) for r in range(world)]
+        host, port = ray.get(self.ranks[0].address.remote())
+        ray.get([r.join.remote(host, port) for r in self.ranks])
+
+    def _all(self, method: str, *args) -> list:
+        import ray
+
+        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
+
+    def step(self, batch: RolloutBatch) -> dict:
+        import ray
+
+        return self._all("step", ray.put(batch))[0]  # every rank returns the same reduced metrics
+
+    def policy_state(self) -> dict:
+        return self._all("policy_state")[0]
+
+    def checkpoint_objects(self) -> dict:
+        return {name: RankState(self, name) for name in ("model", "optimizer", "scheduler")}
+
+    def final_model(self):
+        self.model.load_state_dict(self.policy_state())
+        return self.model
+
+    def last_lr(self) -> float:
+        return self._all("last_lr")[0]
+
+    def digests(self) -> dict[str, str]:
+        digests = self._all("digest")
+        return {f"learner{r}": d for r, d in enumerate(digests) if d}
+
+    def close(self) -> None:
+        import ray
+
+        for rank in self.ranks:
+            ray.kill(rank, no_restart=True)
+        self.ranks = []
+
+
+class RankState:
+    """One named piece of the group's state (model, optimizer, scheduler) as a checkpoint sees it."""
+
+    def __init__(self, group: RayLearnerGroup, name: str):
+        self.group, self.name = group, name
+
+    def state_dict(self) -> dict:
+        return self.group._all("state_dict", self.name)[0]
+
+    def load_state_dict(self, state: dict) -> None:
+        self.group._all("load_state_dict", self.name, state)
+
+
+def batch_to(batch: RolloutBatch, device) -> RolloutBatch:
+    """The batch with every tensor on `device`."""
+    moved = {f.name: getattr(batch, f.name).to(device) for f in fields(batch)
+             if isinstance(getattr(batch, f.name), torch.Tensor)}
+    return replace(batch, **moved)

@@ -1,0 +1,45 @@
+"""Learner pieces that need no cluster: TIS in the loop, a rank's share of the loss, cluster options."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from r1zero.config import RLConfig
+from r1zero.errors import UserError
+from r1zero.stages import StageContext
+from r1zero.train.cluster import ClusterOptions
+from r1zero.train.learner import shard_share
+from r1zero.train.rl import run_rl
+from tests.conftest import build_tiny
+from tests.train.test_rl import FAST
+
+
+def test_tis_with_the_hf_sampler_weighs_every_token_about_one(tmp_path):
+    """hf samples with the trainer's own weights, so pi_trainer / pi_sampler = 1 up to float noise:
+    TIS must then leave the update (almost) as it was."""
+    base = build_tiny(tmp_path / "base", hidden_size=32, intermediate_size=64)
+    outs = {}
+    for cap in (0.0, 2.0):
+        ctx = StageContext(tmp_path, tmp_path / f"rl-{cap}", "rl", 0, base, resume=False)
+        outs[cap] = load_file(run_rl(RLConfig(steps=2, tis_cap=cap, **FAST), ctx) / "model.safetensors")
+    last = json.loads((tmp_path / "rl-2.0" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["tis_weight_mean"] == pytest.approx(1.0, abs=1e-3) and last["tis_capped_frac"] == 0.0
+    diff = max((outs[0.0][k] - outs[2.0][k]).abs().max().item() for k in outs[0.0])
+    assert diff < 1e-5, diff
+
+
+def test_a_ranks_share_of_the_normaliser():
+    micro = torch.tensor([[True, True, False], [True, False, False], [True, True, True]])  # 6 kept tokens
+    mine = micro[[0, 2]]  # 5 of them, 2 of 3 sequences
+    assert shard_share("token_mean", micro, mine) == pytest.approx(5 / 6)
+    assert shard_share("seq_mean", micro, mine) == shard_share("constant", micro, mine) == pytest.approx(2 / 3)
+
+
+def test_cluster_options_name_the_valid_keys():
+    assert ClusterOptions.parse({"address": "auto"}).address == "auto"
+    with pytest.raises(UserError, match="check_weights"):
+        ClusterOptions.parse({"adress": "auto"})
+    with pytest.raises(UserError, match="ddp, fsdp2"):
+        ClusterOptions.parse({"strategy": "zero3"})
