@@ -168,3 +168,19 @@ def test_a_killed_sampler_changes_nothing_bit_for_bit(killed_run, base, tmp_path
     b = load_file(killed_run / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a), "the retried shard changed the run"
     assert [without_timing(r) for r in rows(killed_run)] == [without_timing(r) for r in rows(undisturbed / "rl")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_learner_group_checkpoints_resume_exactly(killed_run, base, tmp_path, strategy):
+    """A group's checkpoint (model, optimizer, scheduler gathered from the ranks) resumes to the same weights;
+    fsdp2 (fully_shard on gloo) trains as ddp does."""
+    cfg = rl_config(sampler_options=pool(), **{**RAY, "cluster": {"strategy": strategy}}, checkpoint_every=2)
+    run_rl(cfg, StageContext(tmp_path, tmp_path / "rl", "rl", 0, base, resume=False))
+    straight = load_file(tmp_path / "rl" / "model" / "model.safetensors")
+    assert (tmp_path / "rl" / "checkpoints" / "step-2" / "state.pt").is_file()
+    run_rl(cfg, StageContext(tmp_path, tmp_path / "rl", "rl", 0, base, resume=True))  # redoes step 3
+    resumed = load_file(tmp_path / "rl" / "model" / "model.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    ddp = load_file(killed_run / "model" / "model.safetensors")
+    assert max((straight[k] - ddp[k]).abs().max().item() for k in ddp) < TOLERANCE
