@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt "$(TORCH)"
-	$(BIN)/pip install -q -c constraints.txt -e '.[rl,serve,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[rl,serve,dev,ray]'
 	touch $@
 
 demo: install
