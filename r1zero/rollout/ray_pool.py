@@ -6,6 +6,7 @@ actor that dies mid-call (killed, out of memory, node lost) is replaced by a fre
 the latest weights, and its shard is sampled again with the same seed: a retried step gets the
 rollouts it would have got, and no other shard is redone.
 `update_weights` puts the state dict into Ray's object store once; every actor loads it from there.
+A LoRA (peft) state dict is merged into plain weights first, so actors hold plain models.
 
 Departure from verl and OpenRLHF: weights travel through the object store, not an NCCL broadcast
 from learner rank 0 into the inference engines; that works on CPU and across nodes without set-up,
@@ -90,7 +91,8 @@ class RaySamplerPool:
     needs_ray = True  # the RL stage connects to a cluster before creating it
 
     def __init__(self, model_dir: str | Path, actors: int = 2, backend: str = "hf",
-                 backend_options: dict | None = None, resources: dict | None = None, max_retries: int = 3):
+                 backend_options: dict | None = None, resources: dict | None = None, max_retries: int = 3,
+                 lora_scale: float | None = None):
         import ray
 
         if not ray.is_initialized():
@@ -101,14 +103,20 @@ class RaySamplerPool:
         threads = max(1, int(resources.get("num_cpus", 1)))
         self.spawn_args = (backend, str(model_dir), dict(backend_options or {}), threads)
         self.actor_cls = ray.remote(SamplerActor).options(max_restarts=0, **resources)
-        self.max_retries, self.restarts, self.weights = max_retries, 0, None
+        self.max_retries, self.restarts, self.weights, self.lora_scale = max_retries, 0, None, lora_scale
         self.actors = [self._spawn() for _ in range(actors)]
         ray.get([a.pid.remote() for a in self.actors])  # surfaces a backend that cannot start
 
     @classmethod
     def create(cls, model, tokenizer, model_dir, **options) -> RaySamplerPool:
         """The registry's constructor; `model` and `tokenizer` stay with the trainer (actors load their own)."""
-        return cls(model_dir, **options)
+        from r1zero.rollout.vllm import peft_lora_scale
+
+        try:
+            lora_scale = peft_lora_scale(model)
+        except ValueError as e:
+            raise UserError(f"sampler ray with lora: {e}") from None
+        return cls(model_dir, **{"lora_scale": lora_scale, **options})
 
     def _spawn(self):
         actor = self.actor_cls.remote(*self.spawn_args)
@@ -152,10 +160,9 @@ class RaySamplerPool:
         import ray
         from ray.exceptions import RayActorError
 
-        if any("lora_" in name for name in state_dict):
-            raise UserError("sampler ray: LoRA weights are not supported yet; use sampler hf with lora, "
-                            "or train all weights")
-        self.weights = ray.put(state_dict)
+        from r1zero.rollout.vllm import merged_weights
+
+        self.weights = ray.put(merged_weights(state_dict, self.lora_scale))
         refs = [a.update_weights.remote(self.weights) for a in self.actors]
         for k, ref in enumerate(refs):
             try:

@@ -41,6 +41,7 @@ class ClusterOptions:
     reward_resources: dict = field(default_factory=lambda: {"num_cpus": 1})
     # After each step, hash the weights on every learner rank and sampler actor and log the hashes
     # (metrics `weights/<worker>`); differing hashes stop the run. Costs one pass over the weights.
+    # Not with lora: learners hold adapters, sampler actors the merged weights.
     check_weights: bool = False
 
     @classmethod

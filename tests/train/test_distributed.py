@@ -184,3 +184,17 @@ def test_learner_group_checkpoints_resume_exactly(killed_run, base, tmp_path, st
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     ddp = load_file(killed_run / "model" / "model.safetensors")
     assert max((straight[k] - ddp[k]).abs().max().item() for k in ddp) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_a_one_actor_pool_samples_what_hf_does_with_lora(ray_cluster, base, tmp_path):
+    """Shard 0 keeps the seed, so one actor draws hf's rollouts; LoRA reaches it merged into plain weights."""
+    cfg = {"lora": True, "lora_rank": 4}
+    base = build_tiny(tmp_path / "qwen2", arch="qwen2")  # peft puts per-module alphas on DeepSeek's MoE
+    runs = {}
+    for name, sampler in [("hf", {"sampler": "hf"}),
+                          ("ray", {"sampler": "ray", "sampler_options": {**pool(), "actors": 1}})]:
+        run_rl(rl_config(**cfg, **sampler), StageContext(tmp_path, tmp_path / name, "rl", 0, base, resume=False))
+        runs[name] = rows(tmp_path / name)
+    for a, b in zip(runs["hf"], runs["ray"], strict=True):
+        assert a["reward"] == b["reward"] and a["response_length"] == b["response_length"]
