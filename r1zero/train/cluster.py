@@ -35,7 +35,8 @@ class ClusterOptions:
     # Data parallelism of learners > 1: "ddp" (every rank keeps the whole model; gradients are all-reduced)
     # or "fsdp2" (parameters, gradients and optimizer state sharded with torch's fully_shard; GPU).
     strategy: str = "ddp"
-    # Ray resources of each learner rank, e.g. {num_cpus: 1, num_gpus: 1}; a rank with a GPU uses NCCL.
+    # Ray resources of each learner rank, e.g. {num_cpus: 1, num_gpus: 1}; a rank with a GPU trains there and
+    # uses NCCL. Asking for num_gpus puts even a single learner (learners: 1) into a Ray actor, on its GPU.
     learner_resources: dict = field(default_factory=lambda: {"num_cpus": 1})
     # Ray resources of each reward task (one task per reward function and step).
     reward_resources: dict = field(default_factory=lambda: {"num_cpus": 1})

@@ -163,7 +163,7 @@ def average_gradients(model, world: int) -> None:
     import torch.distributed as dist
 
     params = [p for p in model.parameters() if p.requires_grad]
-    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32)  # (P,)
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)  # (P,)
     dist.all_reduce(present, op=dist.ReduceOp.MAX)
     params = [p for p, has in zip(params, present.tolist()) if has]
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -179,8 +179,10 @@ def mean_over_ranks(metrics: dict) -> dict:
     import torch.distributed as dist
 
     names = sorted(metrics)
-    values = torch.tensor([metrics[k] for k in names], dtype=torch.float64)  # (K,)
-    maxima = torch.tensor([metrics[k] if k.endswith("_max") else float("-inf") for k in names], dtype=torch.float64)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces GPU tensors only
+    values = torch.tensor([metrics[k] for k in names], dtype=torch.float64, device=device)  # (K,)
+    maxima = torch.tensor([metrics[k] if k.endswith("_max") else float("-inf") for k in names],
+                          dtype=torch.float64, device=device)  # (K,)
     dist.all_reduce(values)
     dist.all_reduce(maxima, op=dist.ReduceOp.MAX)
     world = dist.get_world_size()

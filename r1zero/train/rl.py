@@ -108,11 +108,12 @@ def run_rl(cfg, ctx) -> Path:
     advantage_fn, adv_cfg = ADVANTAGES.get(cfg.advantage), AdvantageConfig()
     loss_cfg = loss_config(cfg.loss, **cfg.loss_options)
     cluster = C.ClusterOptions.parse(cfg.cluster)
-    on_ray = cfg.learners > 1 or getattr(sampler_class(cfg.sampler), "needs_ray", False)
+    learners_on_ray = cfg.learners > 1 or cluster.learner_resources.get("num_gpus", 0) > 0
+    on_ray = learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False)
     started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
     learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,
                                cluster.learner_resources)
-               if cfg.learners > 1 else LocalLearner(cfg, model, ctx.model))
+               if learners_on_ray else LocalLearner(cfg, model, ctx.model))
     sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options)
     score = C.RayRewardScorer(cluster.reward_resources) if on_ray else C.score_in_process
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
