@@ -45,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on a CPU")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.4)
     p.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs / torch.compile")
-    p.add_argument("--tiny", action="store_true", help="a seconds-long CPU smoke run (tiny model, little work)")
+    p.add_argument("--tiny", action="store_true", help="a CPU smoke run: tiny model, little work")
     p.add_argument("--work-dir", type=Path, help="where a built model goes (default: a temporary folder)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
@@ -64,24 +64,25 @@ def make_prompts(tokenizer, n: int) -> list[list[int]]:
     from r1zero.models.build import R1_ZERO_TEMPLATE
 
     rng = random.Random(0)
-    texts = [R1_ZERO_TEMPLATE.format(prompt=f"{rng.randint(10, 99999)}+{rng.randint(10, 99999)}") for _ in range(n)]
+    questions = [f"{rng.randint(10, 99999)}+{rng.randint(10, 99999)}" for _ in range(n)]
+    texts = [R1_ZERO_TEMPLATE.format(prompt=q) for q in questions]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
 def timed_rounds(sampler, prompts, args) -> dict:
-    """Warm up once, then time `args.rounds` calls; tokens/s is the median round's."""
+    """Warm up once, then time `args.rounds` calls; the figures are the median round's."""
     from r1zero.rollout.base import SamplingParams
 
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=1.0, stop=[], seed=0)
     sampler.generate(prompts[:2], args.samples, params)
-    rates, tokens, seconds = [], 0, 0.0
-    for round_ in range(args.rounds):
+    rounds = []  # (tokens, seconds)
+    for _ in range(args.rounds):
         t0 = time.perf_counter()
         rollouts = sampler.generate(prompts, args.samples, params)
-        seconds = time.perf_counter() - t0
-        tokens = sum(len(r.completion_ids) for r in rollouts)
-        rates.append(tokens / seconds)
-    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": statistics.median(rates), "rounds": rates}
+        rounds.append((sum(len(r.completion_ids) for r in rollouts), time.perf_counter() - t0))
+    tokens, seconds = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
+    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "rounds_tokens_per_s": [t / s for t, s in rounds]}
 
 
 def main(argv=None) -> dict:
@@ -108,7 +109,8 @@ def main(argv=None) -> dict:
             "prompt_tokens_mean": statistics.mean(map(len, prompts))}
     print(json.dumps(info))
 
-    results = {"hf": timed_rounds(HFSampler(model, tok, batch_size=args.prompts * args.samples), prompts, args)}
+    hf = HFSampler(model, tok, batch_size=args.prompts * args.samples)  # all sequences in one batch, as vLLM
+    results = {"hf": timed_rounds(hf, prompts, args)}
     t0 = time.perf_counter()
     engine = VLLMSampler.create(model, tok, model_dir, dtype=dtype, enforce_eager=args.enforce_eager,
                                 gpu_memory_utilization=args.gpu_memory_utilization,

@@ -32,7 +32,8 @@ from pathlib import Path
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Rollout
 
-# A peft LoRA factor: "<module>.lora_A.weight" or, in a live model's state dict, "<module>.lora_A.<adapter>.weight".
+# A peft LoRA factor: "<module>.lora_A.weight", or "<module>.lora_A.<adapter>.weight" in a live
+# model's state dict.
 LORA_KEY = re.compile(r"(?P<module>.+)\.lora_(?P<factor>[AB])(?:\.(?P<adapter>[^.]+))?\.weight")
 
 
@@ -142,7 +143,8 @@ def peft_lora_scale(model) -> float | None:
     if config is None:
         return None
     if config.rank_pattern or config.alpha_pattern:
-        raise ValueError("the vllm sampler merges LoRA with one scale; rank_pattern/alpha_pattern are not supported")
+        raise ValueError("the vllm sampler merges LoRA with one scale: rank_pattern / alpha_pattern "
+                         "are not supported")
     return config.lora_alpha / (config.r ** 0.5 if config.use_rslora else config.r)
 
 

@@ -72,7 +72,8 @@ def max_logprob_diff(model, rollouts, pad_id: int, temperature: float) -> float:
 def test_logprobs_match_a_full_hf_forward_pass(sampler, qwen_dir, temperature):
     model, tok = load_model(qwen_dir), load_tokenizer(qwen_dir)
     prompts = prompt_ids(tok)
-    rollouts = sampler.generate(prompts, 3, SamplingParams(max_new_tokens=24, temperature=temperature, seed=0))
+    params = SamplingParams(max_new_tokens=24, temperature=temperature, seed=0)
+    rollouts = sampler.generate(prompts, 3, params)
     assert [r.prompt_ids for r in rollouts] == [p for p in prompts for _ in range(3)]
     assert all(len(r.completion_ids) == len(r.logprobs) > 0 for r in rollouts)
     diff = max_logprob_diff(model, rollouts, tok.pad_token_id, temperature)
@@ -117,7 +118,8 @@ def test_a_weight_update_changes_generations_and_log_probs(sampler, qwen_dir):
     assert before.finish_reason == "length" and eos not in before.completion_ids
     embedding = model.state_dict()["model.embed_tokens.weight"].clone()
     embedding[eos] = 2 * embedding[before.completion_ids[0]]  # its logit doubles: positive, so it wins
-    sampler.update_weights({**model.state_dict(), "model.embed_tokens.weight": embedding, "lm_head.weight": embedding})
+    sampler.update_weights({**model.state_dict(), "model.embed_tokens.weight": embedding,
+                            "lm_head.weight": embedding})
     after = sampler.generate([prompt], 1, greedy)[0]
     assert after.completion_ids == [eos] and after.finish_reason == "stop" and after.text == ""
 
@@ -193,8 +195,9 @@ def test_engine_start_leaves_the_global_random_state_alone():
 @pytest.mark.vllm
 def test_device_bench_runs_on_a_tiny_setting(tmp_path):
     require_vllm()
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "device_vllm_vs_hf.py"), "--tiny",
-                          "--work-dir", str(tmp_path)], check=False, capture_output=True, text=True, timeout=600)
+    bench = REPO / "bench" / "device_vllm_vs_hf.py"
+    cmd = [sys.executable, str(bench), "--tiny", "--work-dir", str(tmp_path)]
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "vllm / hf generation tokens/s" in out.stdout, out.stdout[-3000:]
 
@@ -203,7 +206,7 @@ def test_device_bench_runs_on_a_tiny_setting(tmp_path):
 def test_an_engine_in_its_own_process_takes_weights_through_a_folder(qwen_dir):
     """colocate=False, in a fresh Python: vLLM fixes in-process or not at a process's first engine."""
     require_vllm()
-    code = f"from tests.rollout.test_vllm import check_folder_update; check_folder_update({str(qwen_dir)!r})"
+    code = f"from tests.rollout.test_vllm import check_folder_update as c; c({str(qwen_dir)!r})"
     out = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
