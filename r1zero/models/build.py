@@ -149,7 +149,7 @@ def build_model(shape: ModelShape, out_dir: Path, seed: int) -> Path:
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True,
-        temperature=1.0, top_p=1.0, max_new_tokens=64,
+        temperature=1.0, top_p=1.0, max_new_tokens=80,
     )
     from r1zero.models.io import save_model_folder
 

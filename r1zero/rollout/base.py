@@ -10,7 +10,7 @@ from r1zero.types import Rollout
 
 @dataclass
 class SamplingParams:
-    max_new_tokens: int = 64
+    max_new_tokens: int = 80
     temperature: float = 1.0  # 0 = greedy
     top_p: float = 1.0
     top_k: int = 0  # 0 = off

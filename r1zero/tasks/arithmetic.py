@@ -6,7 +6,8 @@ last digit, the way a person does it on paper, and keeps the partial result afte
     123+59=  ->  <think>3+9+0=12>2;2+5+1=8>82;1+0+0=1>182</think><answer>182</answer>
 
 `-` keeps `a >= b` and marks a borrow with a leading 1 (`13-5-0=8`); `*` multiplies by a
-one-digit number (`3*7+0=21>1`). A direct solution skips the work: `<think></think><answer>N</answer>`.
+one-digit number, one product and one carry addition per column (`8*4=32+3=35>5`): a tiny model
+learns the 80 products and the additions far sooner than 720 fused `x*b+c` facts. A direct solution skips the work: `<think></think><answer>N</answer>`.
 A slipped solution gets one column wrong by one and carries the slip through to its answer, so the
 corpus teaches the mistakes a real base model makes (R1 starts from an imperfect base).
 
@@ -72,7 +73,7 @@ def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1) -> tu
             lhs = f"{x}-{y}-{carry}" if total >= 0 else f"1{x}-{y}-{carry}"
         else:
             total = x * p.b + carry
-            lhs = f"{x}*{p.b}+{carry}"
+            lhs = f"{x}*{p.b}={x * p.b}+{carry}"
         if p.op == "-":
             borrow = int(total < 0)
             value = total + 10 * borrow
@@ -89,8 +90,8 @@ def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1) -> tu
         steps.append(f"{lhs}={value}>{''.join(map(str, reversed(digits)))}")
     if carry and p.op != "-":
         digits.append(carry)
-        zero_op = "+0" if p.op == "+" else f"*{p.b}"
-        steps.append(f"0{zero_op}+{carry}={carry}>{''.join(map(str, reversed(digits)))}")
+        lhs = f"0+0+{carry}" if p.op == "+" else f"0*{p.b}=0+{carry}"
+        steps.append(f"{lhs}={carry}>{''.join(map(str, reversed(digits)))}")
     return steps, int("".join(map(str, reversed(digits))))
 
 
