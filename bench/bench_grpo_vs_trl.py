@@ -22,8 +22,10 @@ generation_batch_size = B*G`, no accumulation, so like r1zero it skips the old-l
 MoE aux loss, no dynamic sampling, no checkpoints, the same torch thread count, and gradient
 checkpointing set alike (r1zero's default is off, TRL's on: `--checkpointing both` runs each).
 Both generate exactly `max_new_tokens` per completion: the model folder's generation config (and
-TRL's `generation_kwargs`) sets `min_new_tokens` to it, and the table shows the mean length. Both
-sides' `generate` calls are timed by one wrapper around `GenerationMixin.generate`.
+TRL's `generation_kwargs`) sets `min_new_tokens` to it, and the table shows the mean length.
+Generation time is timed by one wrapper: around TRL's `GenerationMixin.generate`, and around
+r1zero's `HFSampler.generate` (token ids in, rollouts out: it also counts decoding the texts), since
+r1zero decodes DeepSeek-V3 in its own loop (r1zero.rollout.decode) rather than through `generate`.
 """
 
 from __future__ import annotations
@@ -82,11 +84,13 @@ def memory_mb(key: str) -> float:
     return int(status.split(f"{key}:")[1].split()[0]) / 1024  # kB
 
 
-def time_generate(timings: Timings) -> None:
-    """Wrap `generate` for every model class, so both sides are timed by the same code."""
-    from transformers.generation.utils import GenerationMixin
-
-    inner = GenerationMixin.generate
+def time_generate(timings: Timings, side: str) -> None:
+    """Wrap the side's generation call (r1zero's sampler, TRL's `generate`) in the same timer."""
+    if side == "r1zero":
+        from r1zero.rollout.hf import HFSampler as owner
+    else:
+        from transformers.generation.utils import GenerationMixin as owner
+    inner = owner.generate
 
     def timed(self, *args, **kwargs):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -96,7 +100,7 @@ def time_generate(timings: Timings) -> None:
         timings.gen_cpu.append(time.process_time() - c0)
         return out
 
-    GenerationMixin.generate = timed
+    owner.generate = timed
 
 
 def bench_model(source: Path | None, out: Path, max_new_tokens: int) -> Path:
@@ -207,7 +211,7 @@ def worker(args) -> None:
         import r1zero.train.rl  # noqa: F401
     rss_imports = memory_mb("VmRSS")
     timings = Timings()
-    time_generate(timings)
+    time_generate(timings, args.worker)
     with tempfile.TemporaryDirectory() as tmp:
         run = run_r1zero if args.worker == "r1zero" else run_trl
         lengths = run(args, Path(tmp), timings)

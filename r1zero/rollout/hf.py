@@ -1,4 +1,8 @@
-"""Sampler `hf`: batched sampling with Hugging Face `generate` and its KV cache.
+"""Sampler `hf`: batched sampling in this process, with the trainer's own model object.
+
+DeepSeek-V3 folders decode in r1zero's own loop (r1zero.rollout.decode: absorbed MLA over a
+preallocated latent cache, fused MoE, finished rows dropped); other architectures (qwen2, llama),
+LoRA-wrapped models and generation configs that loop does not model use Hugging Face `generate`.
 
 Log-probabilities are those of the temperature-scaled full distribution, `log_softmax(logits / T)`,
 taken from the raw logits `generate` returns (the same convention as TRL and vLLM's default); with
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from r1zero.rollout import decode
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Rollout
 
@@ -62,20 +67,15 @@ class HFSampler:
         for i, p in enumerate(prompts):
             input_ids[i, width - len(p) :] = torch.tensor(p)
             mask[i, width - len(p) :] = 1
-        greedy = params.temperature <= 0
-        sample_args = {} if greedy else dict(temperature=params.temperature, top_p=params.top_p,
-                                              top_k=params.top_k or None)
         was_training = self.model.training
         self.model.eval()
-        gen = self.model.generate(
-            input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
-            do_sample=not greedy, eos_token_id=stops, pad_token_id=pad,
-            return_dict_in_generate=True, output_logits=True, **sample_args)
+        if decode.supports(self.model):
+            how = decode.Sampling(params.temperature, params.top_k, params.top_p, torch.tensor(stops),
+                                  self.model.generation_config.min_new_tokens or 0)
+            new, logp = decode.sample(self.model, input_ids, mask, params.max_new_tokens, how, pad)  # (B, T) x2
+        else:
+            new, logp = self._hf_generate(input_ids, mask, params, stops)
         self.model.train(was_training)
-        new = gen.sequences[:, width:]  # (B, T)
-        logits = torch.stack(gen.logits, dim=1).float()  # (B, T, V)
-        scale = 1.0 if greedy else params.temperature
-        logp = torch.log_softmax(logits / scale, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B, T)
         rollouts = []
         stop_set = set(stops)
         for i, p in enumerate(prompts):
@@ -87,3 +87,17 @@ class HFSampler:
                 finish_reason="stop" if end else "length",
                 text=self.tokenizer.decode(ids, skip_special_tokens=True)))
         return rollouts
+
+    def _hf_generate(self, input_ids, mask, params: SamplingParams, stops: list[int]):
+        """(tokens (B, T), log-probs (B, T)) from Hugging Face `generate` and the raw logits it returns."""
+        greedy = params.temperature <= 0
+        sample_args = {} if greedy else dict(temperature=params.temperature, top_p=params.top_p,
+                                              top_k=params.top_k or None)
+        gen = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
+            do_sample=not greedy, eos_token_id=stops, pad_token_id=self.tokenizer.pad_token_id,
+            return_dict_in_generate=True, output_logits=True, **sample_args)
+        new = gen.sequences[:, input_ids.shape[1] :]  # (B, T)
+        logits = torch.stack(gen.logits, dim=1).float()  # (B, T, V)
+        scale = 1.0 if greedy else params.temperature
+        return new, torch.log_softmax(logits / scale, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
