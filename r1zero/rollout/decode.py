@@ -118,52 +118,66 @@ class Decoder:
         return cos[0], sin[0]
 
     def rotate(self, x, cos, sin):
-        """RoPE on x (B, n, dr) with per-row cos, sin (B, 1, dr), as D.apply_rotary_pos_emb(_interleave)."""
+        """RoPE on x (..., n, dr) with cos, sin (..., 1, dr), as D.apply_rotary_pos_emb(_interleave)."""
         if self.interleave:
             half = x.shape[-1] // 2
             c, s, x1, x2 = cos[..., :half], sin[..., :half], x[..., 0::2], x[..., 1::2]
             return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
         return x * cos + D.rotate_half(x) * sin
 
+    def route(self, moe, x):
+        """(weights, experts) (N, k) of DeepseekV3TopkRouter; its group-limited choice only if n_group > 1."""
+        gate = moe.gate
+        if gate.num_group > 1:
+            return gate(x)[1:]
+        scores = F.linear(x.float(), gate.weight.float()).sigmoid_()  # (N, E)
+        idx = torch.topk(scores + gate.e_score_correction_bias, gate.top_k, dim=-1, sorted=False)[1]  # (N, k)
+        weights = scores.gather(1, idx)
+        if gate.norm_topk_prob:
+            weights /= weights.sum(dim=-1, keepdim=True) + 1e-20
+        return weights * gate.routed_scaling_factor, idx
+
     def mlp(self, layer: Layer, x):
-        """(B, D) -> (B, D): the dense MLP, or router + routed and shared experts."""
-        B = x.shape[0]
+        """(N, D) -> (N, D): the dense MLP, or router + routed and shared experts."""
+        N = x.shape[0]
         routed = None
         if layer.moe is not None:
-            _, weights, idx = layer.moe.gate(x)  # (B, k), (B, k)
+            weights, idx = self.route(layer.moe, x)  # (N, k), (N, k)
             if not layer.fused_experts:
                 routed = layer.moe.experts(x, idx, weights)
             else:
                 E = layer.moe.experts.num_experts
-                combine = x.new_zeros(B, E).scatter_(1, idx, weights.to(x.dtype))  # (B, E)
-        h = x @ layer.w_gate_up  # (B, 2F)
-        gate, up = h.chunk(2, dim=-1)
-        act = F.silu(gate).mul_(up)  # (B, F)
+                combine = x.new_zeros(N, E).scatter_(1, idx, weights.to(x.dtype))  # (N, E)
+        gate, up = (x @ layer.w_gate_up).chunk(2, dim=-1)  # (N, F) x2
+        act = F.silu(gate).mul_(up)  # (N, F)
         if layer.fused_experts:
-            routed_act = act[:, : E * layer.moe.experts.intermediate_dim].view(B, E, -1)  # (B, E, I)
-            routed_act.mul_(combine[:, :, None])
-        out = act @ layer.w_down  # (B, D)
+            act[:, : E * layer.moe.experts.intermediate_dim].view(N, E, -1).mul_(combine[:, :, None])
+        out = act @ layer.w_down  # (N, D)
         return out if routed is None else out + routed
 
     def step(self, tokens, pos, cache, mask, cos, sin):
-        """Logits (B, V) for `tokens` (B,) at positions `pos` (B,) written to cache column `col`."""
+        """Last-position logits (B, V) for `tokens` (B, S) at positions `pos` (B, S), whose latents
+        are written to cache columns C-S .. C-1, attending under the additive `mask` (B, S or 1, C)."""
         H, r, dr = self.H, self.r, self.dr
-        B, col = tokens.shape[0], mask.shape[1]
-        h = self.embed[tokens]  # (B, D)
-        c, s = cos[pos][:, None], sin[pos][:, None]  # (B, 1, dr)
+        (B, S), C = tokens.shape, mask.shape[-1]
+        h = self.embed[tokens.flatten()]  # (B*S, D)
+        c, s = cos[pos][:, :, None], sin[pos][:, :, None]  # (B, S, 1, dr)
+        if S > 1:  # each query row of a head gets its token's mask row
+            mask = mask[:, :, None].expand(B, S, H, C).reshape(B, S * H, C)
         for layer, kv in zip(self.layers, cache):
             x = F.rms_norm(h, h.shape[-1:], layer.in_norm, self.eps)
-            y = x @ layer.w_in  # (B, H*r + (H+1)*dr + r)
-            rot = self.rotate(y[:, H * r : H * r + (H + 1) * dr].view(B, H + 1, dr), c, s)  # (B, H+1, dr)
-            kv[:, col - 1, :r] = F.rms_norm(y[:, -r:], (r,), layer.kv_norm, self.eps)
-            kv[:, col - 1, r:] = rot[:, H]
-            q = torch.cat([y[:, : H * r].view(B, H, r), rot[:, :H]], dim=-1)  # (B, H, r+dr)
-            keys = kv[:, :col]  # (B, S, r+dr)
-            scores = torch.baddbmm(mask[:, None], q, keys.transpose(1, 2))  # (B, H, S)
-            out = torch.bmm(scores.softmax(-1), keys[..., :r])  # (B, H, r)
-            h = h + out.view(B, H * r) @ layer.w_out
+            y = (x @ layer.w_in).view(B, S, -1)  # (B, S, H*r + (H+1)*dr + r)
+            rot = self.rotate(y[..., H * r : H * r + (H + 1) * dr].view(B, S, H + 1, dr), c, s)  # (B, S, H+1, dr)
+            kv[:, C - S : C, :r] = F.rms_norm(y[..., -r:], (r,), layer.kv_norm, self.eps)
+            kv[:, C - S : C, r:] = rot[:, :, H]
+            q = torch.cat([y[..., : H * r].view(B, S, H, r), rot[:, :, :H]], dim=-1).view(B, S * H, r + dr)
+            keys = kv[:, :C]  # (B, C, r+dr)
+            scores = torch.baddbmm(mask, q, keys.transpose(1, 2))  # (B, S*H, C)
+            out = torch.bmm(scores.softmax(-1), keys[..., :r])  # (B, S*H, r)
+            h = h + out.view(B * S, H * r) @ layer.w_out
             h = h + self.mlp(layer, F.rms_norm(h, h.shape[-1:], layer.post_norm, self.eps))
-        return F.rms_norm(h, h.shape[-1:], self.norm, self.eps) @ self.lm_head  # (B, V)
+        last = h.view(B, S, -1)[:, -1]  # (B, D)
+        return F.rms_norm(last, last.shape[-1:], self.norm, self.eps) @ self.lm_head  # (B, V)
 
 
 @dataclass
@@ -180,11 +194,8 @@ class Sampling:
 def draw(logits, step: int, how: Sampling, gen: torch.Generator | None):
     """(tokens (B,), log-probs (B,)) from raw logits (B, V); log-probs of log_softmax(logits / T)."""
     greedy = how.temperature <= 0
-    z = logits if greedy else logits / how.temperature  # (B, V)
-    lse = torch.logsumexp(z, dim=-1)  # (B,)
-    processed = z
-    if step < how.min_new_tokens:
-        processed = z.index_fill(1, how.stop_ids, float("-inf"))
+    z = logits if greedy or how.temperature == 1.0 else logits / how.temperature  # (B, V)
+    processed = z.index_fill(1, how.stop_ids, float("-inf")) if step < how.min_new_tokens else z
     if greedy:
         tokens = processed.argmax(-1)
     else:
@@ -192,14 +203,25 @@ def draw(logits, step: int, how: Sampling, gen: torch.Generator | None):
             processed = TopKLogitsWarper(how.top_k)(None, processed)
         if how.top_p < 1.0:
             processed = TopPLogitsWarper(how.top_p)(None, processed)
-        shift = lse[:, None] if processed is z else torch.logsumexp(processed, -1, keepdim=True)
-        cdf = (processed - shift).exp_().cumsum_(-1)  # (B, V)
-        total = cdf[:, -1:]  # (B, 1) ~1
+        cdf = (processed - processed.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # (B, V) unnormalised
+        total = cdf[:, -1:]  # (B, 1)
         u = torch.rand(total.shape, generator=gen, device=total.device, dtype=total.dtype)  # (B, 1)
-        # below the total, so the search lands on a token of positive probability
-        value = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
+        # kept below the total, so the search lands on a token of positive probability
+        value = torch.minimum(u * total, torch.nextafter(total, total.new_zeros(())))
         tokens = torch.searchsorted(cdf, value, right=True)[:, 0]
-    return tokens, z.gather(1, tokens[:, None])[:, 0] - lse
+    return tokens, z.gather(1, tokens[:, None])[:, 0] - torch.logsumexp(z, dim=-1)
+
+
+def prompt_mask(attention_mask, length: int):
+    """Additive (B, P, L) mask of the prompt's causal self-attention; a padding position sees itself
+    only, so its (unused) latent stays finite."""
+    B, P = attention_mask.shape
+    causal = torch.ones(P, P, dtype=torch.bool, device=attention_mask.device).tril()  # (P, P)
+    keep = causal & attention_mask.bool()[:, None, :]  # (B, P, P)
+    keep |= torch.eye(P, dtype=torch.bool, device=attention_mask.device)
+    mask = torch.full((B, P, length), float("-inf"), device=attention_mask.device)
+    mask[:, :, :P].masked_fill_(keep, 0.0)
+    return mask
 
 
 @torch.inference_mode()
@@ -207,37 +229,31 @@ def sample(model, input_ids, attention_mask, max_new_tokens: int, how: Sampling,
            gen: torch.Generator | None = None):
     """Tokens (B, T) and their log-probs (B, T) for left-padded prompts. A row's entries after its first
     stop id are arbitrary (it may keep decoding until the batch is compacted); `pad_id` fills the rest."""
-    B, P = input_ids.shape
+    (B, P), T, device = input_ids.shape, max_new_tokens, input_ids.device
     dec = Decoder(model)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                use_cache=True, logits_to_keep=1)
-    L = P + max_new_tokens
-    cache = []  # per layer (B, L, r+dr): normalised latent, then rotated shared key
-    for layer in out.cache.layers:
-        kv = layer.keys.new_empty(B, L, dec.r + dec.dr)
-        kv[:, :P, : dec.r], kv[:, :P, dec.r :] = layer.keys[:, 0], layer.values[:, 0]
-        cache.append(kv)
-    logits, out = out.logits[:, -1].float(), None
-    mask = torch.zeros(B, L, dtype=cache[0].dtype, device=input_ids.device)  # additive: -inf on prompt padding
-    mask[:, :P].masked_fill_(attention_mask == 0, float("-inf"))
-    pos = attention_mask.sum(-1)  # (B,) position of the next token
-    cos, sin = dec.rope_table(int(pos.max()) + max_new_tokens, cache[0])
-    tokens = torch.full((B, max_new_tokens), pad_id, device=input_ids.device)  # (B, T)
-    logps = torch.zeros(B, max_new_tokens, device=input_ids.device)  # (B, T)
-    rows = torch.arange(B, device=input_ids.device)  # batch row -> output row
-    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-    for t in range(max_new_tokens):
+    dtype = dec.embed.dtype
+    cache = [torch.empty(B, P + T, dec.r + dec.dr, dtype=dtype, device=device) for _ in dec.layers]
+    cos, sin = dec.rope_table(P + T, cache[0])
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, P) counted over real tokens, as in training
+    logits = dec.step(input_ids, positions, cache, prompt_mask(attention_mask, P).to(dtype), cos, sin).float()
+    mask = torch.zeros(B, 1, P + T, dtype=dtype, device=device)  # additive: -inf on prompt padding
+    mask[:, 0, :P].masked_fill_(attention_mask == 0, float("-inf"))
+    pos = attention_mask.sum(-1, keepdim=True)  # (B, 1) position of the next token
+    tokens = torch.full((B, T), pad_id, device=device)  # (B, T)
+    logps = torch.zeros(B, T, device=device)  # (B, T)
+    rows = torch.arange(B, device=device)  # batch row -> output row
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    for t in range(T):
         tok, lp = draw(logits, t, how, gen)
         tokens[rows, t], logps[rows, t] = tok, lp
         done |= torch.isin(tok, how.stop_ids)
         n_done = int(done.sum())
-        if n_done == len(rows) or t == max_new_tokens - 1:
+        if n_done == len(rows) or t == T - 1:
             break
         if n_done and n_done * 8 >= len(rows):  # drop finished rows: less work for every later token
             keep = (~done).nonzero()[:, 0]
             rows, tok, pos, mask, done = rows[keep], tok[keep], pos[keep], mask[keep], done[keep]
             cache = [kv[keep] for kv in cache]
-        logits = dec.step(tok, pos, cache, mask[:, : P + t + 1], cos, sin).float()
+        logits = dec.step(tok[:, None], pos, cache, mask[:, :, : P + t + 1], cos, sin).float()
         pos = pos + 1
     return tokens, logps
