@@ -4,6 +4,12 @@ Layout (the same positions the sampler used): prompts left-padded to P, completi
 to T, position ids counted over real tokens only. Logits at positions P-1 .. P+T-2 predict the
 T completion tokens; they are divided by the sampling temperature, as in TRL, so log-probs are
 those of the distribution that was sampled.
+
+Where it departs from TRL: rows that share a prompt (a GRPO group) run the prompt once. The
+unique prompts go through the model with a KV cache, the cache is repeated to every row (the
+gradient of each copy flows back into the one prompt pass), and the completions run on top of it;
+the same logits up to float summation order, for 1/G of the prompt's FLOPs. Under gradient
+checkpointing (which drops the cache) every row runs whole, as before.
 """
 
 from __future__ import annotations
@@ -58,12 +64,43 @@ def completion_logprobs(model, batch: RolloutBatch, temperature: float, with_ent
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(logp (N, T), entropy (N, T) or None) of the completion tokens under `model`."""
     P, T = batch.prompt_width, batch.completion_mask.shape[1]
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   position_ids=batch.position_ids, use_cache=False).logits  # (N, P+T, V)
-    logits = logits[:, P - 1 : P + T - 1] / (temperature if temperature > 0 else 1.0)  # (N, T, V)
+    logits = shared_prompt_logits(model, batch)
+    if logits is None:
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       position_ids=batch.position_ids, use_cache=False).logits[:, P - 1 : P + T - 1]  # (N, T, V)
+    logits = logits / (temperature if temperature > 0 else 1.0)  # (N, T, V)
     logp = token_logprobs(logits, batch.input_ids[:, P:])  # (N, T)
     entropy = None
     if with_entropy:
         with torch.no_grad():
             entropy = token_entropy(logits.detach())  # (N, T)
     return logp, entropy
+
+
+def shared_prompt_logits(model, batch: RolloutBatch) -> torch.Tensor | None:
+    """Logits (N, T, V) predicting the completion tokens, each distinct prompt run once (see the module
+    docstring); None where that does not apply (no repeated prompt, gradient checkpointing, a cache
+    that is not a plain DynamicCache)."""
+    from transformers.cache_utils import DynamicLayer
+
+    P, T, N = batch.prompt_width, batch.completion_mask.shape[1], len(batch)
+    key = torch.cat([batch.input_ids[:, :P], batch.attention_mask[:, :P]], dim=1)  # (N, 2P)
+    inverse = torch.unique(key, dim=0, return_inverse=True)[1]  # (N,) row -> its prompt
+    U = int(inverse.max()) + 1
+    checkpointing = getattr(model, "is_gradient_checkpointing", False) and model.training
+    if U == N or (checkpointing and torch.is_grad_enabled()):
+        return None
+    first = torch.full((U,), N).scatter_reduce_(0, inverse, torch.arange(N), "amin")  # (U,) a row of each prompt
+    prompt = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
+                   position_ids=batch.position_ids[first, :P], use_cache=True, logits_to_keep=1)
+    cache = prompt.cache
+    if any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[inverse], layer.values[inverse]  # (U, ...) -> (N, ...)
+    logits = prompt.logits[inverse]  # (N, 1, V) predicts completion token 0
+    if T > 1:
+        rest = model(input_ids=batch.input_ids[:, P : P + T - 1], attention_mask=batch.attention_mask[:, : P + T - 1],
+                     position_ids=batch.position_ids[:, P : P + T - 1], cache=cache, use_cache=True).logits
+        logits = torch.cat([logits, rest], dim=1)  # (N, T, V)
+    return logits

@@ -6,7 +6,8 @@ import torch
 from r1zero.models.io import load_model, load_tokenizer
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.hf import HFSampler
-from r1zero.train.rollout_batch import completion_logprobs, make_batch
+from r1zero.algo import token_logprobs
+from r1zero.train.rollout_batch import make_batch
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
@@ -17,8 +18,11 @@ def test_sampler_logprobs_match_a_full_forward_pass(tiny_model, temperature):
                                                                          seed=0))
     assert len(rollouts) == 9 and [r.prompt_ids for r in rollouts[:3]] == [prompts[0]] * 3
     batch = make_batch(rollouts, torch.zeros(len(rollouts)), tok.pad_token_id)
-    with torch.no_grad():
-        logp, _ = completion_logprobs(model, batch, temperature)
+    P, T = batch.prompt_width, batch.completion_mask.shape[1]
+    with torch.no_grad():  # one plain forward over whole rows, no cache
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       position_ids=batch.position_ids, use_cache=False).logits[:, P - 1 : P + T - 1]  # (N, T, V)
+        logp = token_logprobs(logits / temperature, batch.input_ids[:, P:])  # (N, T)
     diff = (logp - batch.old_logp)[batch.completion_mask].abs().max().item()
     print(f"max |sampler - forward| log-prob difference at T={temperature}: {diff:.2e}")
     assert diff < 1e-4
