@@ -2,9 +2,9 @@
 
 Hugging Face `generate` spends most of a tiny model's decode step outside arithmetic: a DynamicCache
 that grows by `torch.cat` every token (quadratic copying), the logits-processor and stopping-criteria
-machinery, per-module Python dispatch, MoE routing by index ops. Here the prompt is prefilled by the
-model's own forward (so masks and positions are Hugging Face's), then each new token runs a flat
-loop over fused weights derived from the live parameters at every call:
+machinery, per-module Python dispatch, MoE routing by index ops. Here the prompt (positions counted
+over real tokens, as in training) and then each new token run one flat loop over fused weights,
+derived from the live parameters at every call:
 
 - attention is absorbed MLA (DeepSeek-V2 sec. 2.1.2, as in r1zero.models.mla): W_UK folded into
   the query projection and W_UV into o_proj, so one matmul gives the latent query, the rotary parts
@@ -27,7 +27,7 @@ generation-config processors) makes `supports` false and the sampler uses `gener
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -229,8 +229,11 @@ def sample(model, input_ids, attention_mask, max_new_tokens: int, how: Sampling,
            gen: torch.Generator | None = None):
     """Tokens (B, T) and their log-probs (B, T) for left-padded prompts. A row's entries after its first
     stop id are arbitrary (it may keep decoding until the batch is compacted); `pad_id` fills the rest."""
-    (B, P), T, device = input_ids.shape, max_new_tokens, input_ids.device
     dec = Decoder(model)
+    device = dec.embed.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    how = replace(how, stop_ids=how.stop_ids.to(device))
+    (B, P), T = input_ids.shape, max_new_tokens
     dtype = dec.embed.dtype
     cache = [torch.empty(B, P + T, dec.r + dec.dr, dtype=dtype, device=device) for _ in dec.layers]
     cos, sin = dec.rope_table(P + T, cache[0])

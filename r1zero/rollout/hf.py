@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from r1zero.rollout import decode
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Rollout
 
@@ -67,6 +66,8 @@ class HFSampler:
         for i, p in enumerate(prompts):
             input_ids[i, width - len(p) :] = torch.tensor(p)
             mask[i, width - len(p) :] = 1
+        from r1zero.rollout import decode  # here, so importing the samplers stays light (no transformers models)
+
         was_training = self.model.training
         self.model.eval()
         if decode.supports(self.model):

@@ -90,7 +90,8 @@ def shared_prompt_logits(model, batch: RolloutBatch) -> torch.Tensor | None:
     checkpointing = getattr(model, "is_gradient_checkpointing", False) and model.training
     if U == N or (checkpointing and torch.is_grad_enabled()):
         return None
-    first = torch.full((U,), N).scatter_reduce_(0, inverse, torch.arange(N), "amin")  # (U,) a row of each prompt
+    rows = torch.arange(N, device=inverse.device)
+    first = torch.full_like(rows[:U], N).scatter_reduce_(0, inverse, rows, "amin")  # (U,) a row of each prompt
     prompt = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
                    position_ids=batch.position_ids[first, :P], use_cache=True, logits_to_keep=1)
     cache = prompt.cache
