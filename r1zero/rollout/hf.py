@@ -5,7 +5,7 @@ preallocated latent cache, fused MoE, finished rows dropped); other architecture
 LoRA-wrapped models and generation configs that loop does not model use Hugging Face `generate`.
 
 Log-probabilities are those of the temperature-scaled full distribution, `log_softmax(logits / T)`,
-taken from the raw logits `generate` returns (the same convention as TRL and vLLM's default); with
+taken from the raw logits, before any processor (the same convention as TRL and vLLM's default); with
 top-p / top-k on, the tokens are drawn from the truncated distribution but their log-probs are not
 renormalised. Greedy (T = 0) reports `log_softmax(logits)`.
 A stop string that is one token (like `</answer>`) stops generation as an extra EOS id.

@@ -9,11 +9,13 @@ Where it departs from TRL: rows that share a prompt (a GRPO group) run the promp
 unique prompts go through the model with a KV cache, the cache is repeated to every row (the
 gradient of each copy flows back into the one prompt pass), and the completions run on top of it;
 the same logits up to float summation order, for 1/G of the prompt's FLOPs. Under gradient
-checkpointing (which drops the cache) every row runs whole, as before.
+checkpointing the prompt pass is not checkpointed (it fills the cache; U x P tokens) and the
+completion pass reads a cache that never grows, so its layers can replay their forward.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -79,29 +81,63 @@ def completion_logprobs(model, batch: RolloutBatch, temperature: float, with_ent
 
 def shared_prompt_logits(model, batch: RolloutBatch) -> torch.Tensor | None:
     """Logits (N, T, V) predicting the completion tokens, each distinct prompt run once (see the module
-    docstring); None where that does not apply (no repeated prompt, gradient checkpointing, a cache
-    that is not a plain DynamicCache)."""
-    from transformers.cache_utils import DynamicLayer
+    docstring); None where that does not apply (no repeated prompt, a cache that is not a DynamicCache)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
 
     P, T, N = batch.prompt_width, batch.completion_mask.shape[1], len(batch)
     key = torch.cat([batch.input_ids[:, :P], batch.attention_mask[:, :P]], dim=1)  # (N, 2P)
     inverse = torch.unique(key, dim=0, return_inverse=True)[1]  # (N,) row -> its prompt
     U = int(inverse.max()) + 1
-    checkpointing = getattr(model, "is_gradient_checkpointing", False) and model.training
-    if U == N or (checkpointing and torch.is_grad_enabled()):
+    if U == N:
         return None
     rows = torch.arange(N, device=inverse.device)
     first = torch.full_like(rows[:U], N).scatter_reduce_(0, inverse, rows, "amin")  # (U,) a row of each prompt
-    prompt = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
-                   position_ids=batch.position_ids[first, :P], use_cache=True, logits_to_keep=1)
-    cache = prompt.cache
+    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    cache = DynamicCache(config=config)
+    with layer_flags(model, gradient_checkpointing=False):  # the prompt pass fills the cache: small, not replayed
+        prompt = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
+                       position_ids=batch.position_ids[first, :P], cache=cache, use_cache=True, logits_to_keep=1)
     if any(type(layer) is not DynamicLayer for layer in cache.layers):
         return None
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys[inverse], layer.values[inverse]  # (U, ...) -> (N, ...)
+    for i, layer in enumerate(cache.layers):
+        cache.layers[i] = shared_prompt_layer(layer.keys[inverse], layer.values[inverse])  # (U, ...) -> (N, ...)
     logits = prompt.logits[inverse]  # (N, 1, V) predicts completion token 0
     if T > 1:
-        rest = model(input_ids=batch.input_ids[:, P : P + T - 1], attention_mask=batch.attention_mask[:, : P + T - 1],
-                     position_ids=batch.position_ids[:, P : P + T - 1], cache=cache, use_cache=True).logits
+        with layer_flags(model, _can_checkpoint_with_cache=True):  # the cache is only read (shared_prompt_layer)
+            rest = model(input_ids=batch.input_ids[:, P : P + T - 1], position_ids=batch.position_ids[:, P : P + T - 1],
+                         attention_mask=batch.attention_mask[:, : P + T - 1], cache=cache, use_cache=True).logits
         logits = torch.cat([logits, rest], dim=1)  # (N, T, V)
     return logits
+
+
+def shared_prompt_layer(keys: torch.Tensor, values: torch.Tensor):
+    """A DynamicLayer holding the prompts' keys and values (N, ..., P, d) that never grows: `update` returns
+    them with the new states appended, so a checkpointed decoder layer can replay its forward."""
+    from transformers.cache_utils import DynamicLayer
+
+    class SharedPromptLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+    layer = SharedPromptLayer()
+    layer.lazy_initialization(keys, values)
+    layer.keys, layer.values = keys, values
+    return layer
+
+
+@contextmanager
+def layer_flags(model, **flags):
+    """Set attributes of every Hugging Face decoder layer (GradientCheckpointingLayer) for a block."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    saved = [{k: m.__dict__[k] for k in flags if k in m.__dict__} for m in layers]
+    for m in layers:
+        m.__dict__.update(flags)
+    try:
+        yield
+    finally:
+        for m, old in zip(layers, saved):
+            for k in flags:
+                m.__dict__.pop(k, None)
+            m.__dict__.update(old)

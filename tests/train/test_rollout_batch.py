@@ -1,5 +1,6 @@
 """Rollout batches: running each distinct prompt once gives the logits and gradients of whole rows."""
 
+import pytest
 import torch
 
 from r1zero.algo import token_logprobs
@@ -29,8 +30,11 @@ def whole_rows(model, batch) -> torch.Tensor:
     return token_logprobs(logits, batch.input_ids[:, P:])
 
 
-def test_shared_prompts_give_the_logprobs_and_gradients_of_whole_rows(tiny_model):
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_shared_prompts_give_the_logprobs_and_gradients_of_whole_rows(tiny_model, checkpointing):
     model, tok = load_model(tiny_model).train(), load_tokenizer(tiny_model)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
     batch = make_batch(rollouts(tok), torch.zeros(9), tok.pad_token_id)
     assert shared_prompt_logits(model, batch) is not None  # 3 prompts for 9 rows: the shared path runs
     grads = []
@@ -43,10 +47,9 @@ def test_shared_prompts_give_the_logprobs_and_gradients_of_whole_rows(tiny_model
     assert grads[0].keys() == grads[1].keys()
     for name, g in grads[0].items():
         assert torch.allclose(g, grads[1][name], atol=1e-5, rtol=1e-4), name
+    assert all(m.gradient_checkpointing == checkpointing for m in model.model.layers)  # flags restored
 
 
-def test_distinct_prompts_and_checkpointing_run_whole_rows(tiny_model):
+def test_distinct_prompts_run_whole_rows(tiny_model):
     model, tok = load_model(tiny_model).train(), load_tokenizer(tiny_model)
     assert shared_prompt_logits(model, make_batch(rollouts(tok, group=1), torch.zeros(3), tok.pad_token_id)) is None
-    model.gradient_checkpointing_enable()
-    assert shared_prompt_logits(model, make_batch(rollouts(tok), torch.zeros(9), tok.pad_token_id)) is None
