@@ -66,7 +66,8 @@ class HFSampler:
         for i, p in enumerate(prompts):
             input_ids[i, width - len(p) :] = torch.tensor(p)
             mask[i, width - len(p) :] = 1
-        from r1zero.rollout import decode  # here, so importing the samplers stays light (no transformers models)
+        # imported here, so importing the samplers stays light (no transformers models)
+        from r1zero.rollout import decode
 
         was_training = self.model.training
         self.model.eval()
@@ -92,8 +93,8 @@ class HFSampler:
     def _hf_generate(self, input_ids, mask, params: SamplingParams, stops: list[int]):
         """(tokens (B, T), log-probs (B, T)) from Hugging Face `generate` and the raw logits it returns."""
         greedy = params.temperature <= 0
-        sample_args = {} if greedy else dict(temperature=params.temperature, top_p=params.top_p,
-                                              top_k=params.top_k or None)
+        sample_args = {} if greedy else {"temperature": params.temperature, "top_p": params.top_p,
+                                         "top_k": params.top_k or None}
         gen = self.model.generate(
             input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
             do_sample=not greedy, eos_token_id=stops, pad_token_id=self.tokenizer.pad_token_id,

@@ -20,7 +20,8 @@ def left_padded(tok, texts, pad):
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     width = max(map(len, ids))
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in ids])  # (B, P)
-    return ids, input_ids, (input_ids != pad).long() if pad not in sum(ids, []) else None
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids])  # (B, P)
+    return ids, input_ids, mask
 
 
 def forward_logprobs(model, rollouts, pad, temperature=1.0) -> tuple[torch.Tensor, torch.Tensor]:

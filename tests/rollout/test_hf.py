@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from r1zero.algo import token_logprobs
 from r1zero.models.io import load_model, load_tokenizer
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.hf import HFSampler
-from r1zero.algo import token_logprobs
 from r1zero.train.rollout_batch import make_batch
 
 
