@@ -59,7 +59,7 @@ class PretrainConfig:
     max_digits: int = doc(3, "largest problems")
     ops: str = doc("+-*", "operations in the corpus")
     direct_share: float = doc(0.2, "share of documents answered directly, with an empty <think>")
-    slip_share: float = doc(0.3, "share of worked solutions carrying one consistent slip")
+    slip_share: float = doc(0.15, "share of worked solutions carrying one consistent slip")
     loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
