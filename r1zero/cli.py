@@ -12,14 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import sys
 from pathlib import Path
-
-# Before torch loads OpenMP: idle worker threads sleep instead of spinning. With spinning (the
-# default), a second torch thread on a 2-core machine that is also doing something else made a
-# pretrain step 12x slower (7.1 s vs 0.58 s on one thread); passive, two threads took 0.31 s.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from r1zero.errors import UserError
 
