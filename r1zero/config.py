@@ -47,7 +47,7 @@ class BuildConfig:
 @dataclass
 class PretrainConfig:
     model: str = doc("", "input model folder; empty = the previous stage's output")
-    steps: int = doc(900, "optimizer steps")
+    steps: int = doc(1200, "optimizer steps")
     batch_size: int = doc(32, "documents per step (at equal tokens, more smaller steps learned faster: 32x1800 > 64x900 > 128x450)")
     length_buckets: int = doc(2, "micro-batches per step, documents sorted by length so each pads less (same gradient)")
     lr: float = doc(3e-3, "peak AdamW learning rate")
@@ -58,7 +58,7 @@ class PretrainConfig:
     min_digits: int = doc(2, "smallest problems (digits of the larger operand)")
     max_digits: int = doc(3, "largest problems")
     ops: str = doc("+-*", "operations in the corpus")
-    direct_share: float = doc(0.2, "share of documents answered directly, with an empty <think>")
+    direct_share: float = doc(0.15, "share of documents answered directly, with an empty <think>")
     slip_share: float = doc(0.15, "share of worked solutions carrying one consistent slip")
     loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
