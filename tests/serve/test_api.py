@@ -54,7 +54,9 @@ def test_chat_streams_reasoning_then_answer(client, taught_tokenizer):
                 content += c.delta.content
             finish = c.finish_reason or finish
     assert (reasoning, content, finish) == (REASONING, ANSWER, "stop")
-    assert kinds.count("r") >= 2, "reasoning arrives in several deltas"
+    # Deltas carry what was generated since the last one: on a loaded machine a short reasoning can
+    # arrive whole, so the check is that reasoning and answer come in separate deltas, in that order.
+    assert kinds.count("r") >= 1 and kinds.count("c") >= 1, "reasoning and answer arrive in separate deltas"
     assert kinds == sorted(kinds, reverse=True), "all reasoning comes before the answer"
     assert usage.prompt_tokens == chat_prompt_tokens(taught_tokenizer, "hello")
     assert usage.completion_tokens == reply_tokens(taught_tokenizer, REPLY)
