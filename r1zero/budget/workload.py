@@ -150,13 +150,15 @@ def train_prompt_lengths(tokenizer, task_spec: str, options: dict, template: str
 # ---- one builder per stage kind ----------------------------------------------------------------
 
 def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
-    from r1zero.train.pretrain import corpus_batch, lm_batch
+    from r1zero.train.pretrain import corpus_batch, length_buckets, lm_batch
 
     picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
-    batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s, set()))["attention_mask"] for s in picks]
-    width = max(b.shape[1] for b in batches)
-    real = sum(int(b.sum()) for b in batches) / len(batches)
-    w.train = [(cfg.steps, cfg.batch_size, width)]
+    batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s, set())) for s in picks]
+    real = sum(int(b["attention_mask"].sum()) for b in batches) / len(batches)
+    # One train shape per length bucket (rows, the widest that bucket got over the picked steps).
+    buckets = [[m["input_ids"].shape for m in length_buckets(b, cfg.length_buckets)] for b in batches]
+    w.train = [(cfg.steps, shapes[0], max(shapes_of_step[i][1] for shapes_of_step in buckets))
+               for i, shapes in enumerate(buckets[0])]
     w.train_tokens, w.train_seq_len = cfg.steps * real, real / cfg.batch_size
 
 

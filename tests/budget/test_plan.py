@@ -66,9 +66,11 @@ def test_eval_workload(inputs):
 
 def test_pretrain_and_rl_workloads(inputs):
     pre = inputs.workload("pretrain")
-    (count, seqs, width), = pre.train
-    assert (count, seqs) == (20, 16) and 20 <= width <= 80  # the corpus's widest batch
-    assert pre.train_tokens <= 20 * 16 * width
+    # One shape per length bucket (PretrainConfig.length_buckets = 2): the rows split, widths ascending.
+    assert [(count, seqs) for count, seqs, _ in pre.train] == [(20, 8), (20, 8)]
+    widths = [width for *_, width in pre.train]
+    assert widths == sorted(widths) and 20 <= widths[-1] <= 80  # the corpus's widest rows
+    assert pre.train_tokens <= 20 * sum(seqs * width for _, seqs, width in pre.train)
     rl = inputs.workload("rl", zero_share=0.0)
     (gens, n, P, new), = rl.generate
     assert (gens, n, new) == (5, 16, 32) and rl.train == [(5, 16, P + 32)] and rl.completions == 80

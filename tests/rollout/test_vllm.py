@@ -67,6 +67,17 @@ def max_logprob_diff(model, rollouts, pad_id: int, temperature: float) -> float:
     return (logp - batch.old_logp)[batch.completion_mask].abs().max().item()
 
 
+def noisy_update_logprob_diff(sampler, model, tok) -> float:
+    """Push the same noised weights to the sampler and to `model`; the samples' max log-prob gap."""
+    torch.manual_seed(0)
+    noisy = {name: w + 0.05 * torch.randn_like(w) for name, w in model.state_dict().items()}
+    noisy["lm_head.weight"] = noisy["model.embed_tokens.weight"]
+    sampler.update_weights(noisy)
+    model.load_state_dict(noisy)
+    rollouts = sampler.generate(prompt_ids(tok), 2, SamplingParams(max_new_tokens=16, seed=1))
+    return max_logprob_diff(model, rollouts, tok.pad_token_id, 1.0)
+
+
 @pytest.mark.vllm
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
 def test_logprobs_match_a_full_hf_forward_pass(sampler, qwen_dir, temperature):
@@ -123,13 +134,7 @@ def test_a_weight_update_changes_generations_and_log_probs(sampler, qwen_dir):
     after = sampler.generate([prompt], 1, greedy)[0]
     assert after.completion_ids == [eos] and after.finish_reason == "stop" and after.text == ""
 
-    torch.manual_seed(0)
-    noisy = {name: w + 0.05 * torch.randn_like(w) for name, w in model.state_dict().items()}
-    noisy["lm_head.weight"] = noisy["model.embed_tokens.weight"]
-    sampler.update_weights(noisy)
-    model.load_state_dict(noisy)
-    rollouts = sampler.generate(prompt_ids(tok), 2, SamplingParams(max_new_tokens=16, seed=1))
-    diff = max_logprob_diff(model, rollouts, tok.pad_token_id, 1.0)
+    diff = noisy_update_logprob_diff(sampler, model, tok)
     print(f"after a weight update: max |vllm - hf forward| log-prob difference {diff:.2e}")
     assert diff < LOGPROB_TOLERANCE
     assert sampler.generate([prompt], 1, greedy)[0].completion_ids != before.completion_ids
@@ -219,12 +224,6 @@ def check_folder_update(model_dir: str) -> None:
     model, tok = load_model(model_dir), load_tokenizer(model_dir)
     sampler = VLLMSampler(model_dir, dtype="float32", colocate=False, enforce_eager=True, max_model_len=128,
                           kv_cache_gib=0.25)
-    torch.manual_seed(0)
-    noisy = {name: w + 0.05 * torch.randn_like(w) for name, w in model.state_dict().items()}
-    noisy["lm_head.weight"] = noisy["model.embed_tokens.weight"]
-    sampler.update_weights(noisy)
-    model.load_state_dict(noisy)
-    rollouts = sampler.generate(prompt_ids(tok), 2, SamplingParams(max_new_tokens=16, seed=1))
-    diff = max_logprob_diff(model, rollouts, tok.pad_token_id, 1.0)
+    diff = noisy_update_logprob_diff(sampler, model, tok)
     print(f"engine in its own process, after a weight update: max log-prob difference {diff:.2e}")
     assert diff < LOGPROB_TOLERANCE
