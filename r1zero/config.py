@@ -49,7 +49,7 @@ class PretrainConfig:
     model: str = doc("", "input model folder; empty = the previous stage's output")
     steps: int = doc(1200, "optimizer steps")
     batch_size: int = doc(32, "documents per step (at equal tokens, more smaller steps learned faster: 32x1800 > 64x900 > 128x450)")
-    length_buckets: int = doc(2, "micro-batches per step, documents sorted by length so each pads less (same gradient)")
+    length_buckets: int = doc(3, "micro-batches per step, documents sorted by length so each pads less (same gradient)")
     lr: float = doc(3e-3, "peak AdamW learning rate")
     min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr")
     warmup_steps: int = doc(40, "linear warmup steps")
@@ -122,6 +122,8 @@ class RLConfig:
                               "GRPO")
     minibatches: int = doc(1, "optimizer steps per epoch (the batch is split into this many)")
     grad_accum: int = doc(1, "gradient accumulation micro-steps per minibatch")
+    length_buckets: int = doc(4, "pieces per micro-step, rows sorted by completion length so each pads less "
+                                 "(the same gradient: each piece's loss is weighted by its share)")
     lr: float = doc(5e-5, "AdamW learning rate (3e-4 collapsed a ~1M model in trials)")
     lr_schedule: str = doc("constant", "constant or cosine (to 10%), after warmup")
     warmup_steps: int = doc(0, "linear warmup steps")

@@ -55,14 +55,20 @@ def reference_logprobs(cfg, ref_model, policy, batch):
         return completion_logprobs(ref_model, batch, cfg.temperature)[0]
 
 
-def shard_share(aggregation: str, micro_mask: torch.Tensor, mine_mask: torch.Tensor) -> float:
-    """The share of a micro-batch's loss normaliser (see `losses._aggregate`) that a rank's rows carry.
+def shard_share(aggregation: str, whole_mask: torch.Tensor, part_mask: torch.Tensor) -> float:
+    """The share of a minibatch's loss normaliser (see `losses._aggregate`) that some of its rows carry.
 
-    micro_mask: (M, T) the micro-batch's completion mask; mine_mask: (m, T) the rank's rows of it.
+    whole_mask: (M, T) the minibatch's completion mask; part_mask: (m, T') the rows' (T' <= T: cut to
+    their longest). Constant aggregation must divide by one width for all parts (`max_completion_length`).
     """
     if aggregation == "token_mean":
-        return mine_mask.sum().item() / max(micro_mask.sum().item(), 1)  # kept tokens
-    return mine_mask.shape[0] / micro_mask.shape[0]  # sequences (seq_mean; constant divides by N * T)
+        return part_mask.sum().item() / max(whole_mask.sum().item(), 1)  # kept tokens
+    return part_mask.shape[0] / whole_mask.shape[0]  # sequences (seq_mean; constant divides by N * T)
+
+
+def length_pieces(mask: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+    """Row indices of `mask` (N, T) in up to `n` pieces of similar kept length, shortest first."""
+    return mask.sum(-1).argsort(stable=True).chunk(max(n, 1))
 
 
 class LocalLearner:
@@ -81,47 +87,63 @@ class LocalLearner:
             self.optimizer, warmup_cosine(max(cfg.warmup_steps, 1), cfg.steps, floor))
 
     def step(self, batch: RolloutBatch) -> dict:
-        """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps."""
-        cfg, loss_cfg = self.cfg, self.loss_cfg
+        """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps.
+
+        A micro-step runs this rank's rows of it in `length_buckets` pieces of similar completion length,
+        each cut to its longest row. Each piece's loss is weighted by its share of the minibatch's loss
+        normaliser (`shard_share`), so the summed gradient is the whole minibatch's, whatever the split
+        into micro-steps, pieces and ranks (TRL instead averages per-micro-step losses under token_mean).
+        """
+        cfg = self.cfg
         batch, tis, tis_metrics = self.with_trainer_old_logp(batch) if cfg.tis_cap > 0 else (batch, None, {})
+        loss_cfg = self.loss_cfg
+        if loss_cfg.aggregation == "constant" and loss_cfg.max_completion_length is None:
+            loss_cfg = replace(loss_cfg, max_completion_length=batch.completion_mask.shape[1])  # not a piece's width
         sums: dict[str, float] = {}
-        n_updates = 0
+        n_steps = 0
         gen = torch.Generator().manual_seed(len(batch))
         for _ in range(cfg.num_iterations):
             order = torch.randperm(len(batch), generator=gen)
             for mb_idx in order.chunk(cfg.minibatches):
+                minibatch_mask = batch.completion_mask[mb_idx]  # (M, T): the normaliser's tokens and rows
                 for micro_idx in mb_idx.chunk(cfg.grad_accum):
                     mine = micro_idx[self.rank :: self.world]  # this rank's rows of the micro-batch
                     if not len(mine):
                         raise UserError(f"a micro-batch of {len(micro_idx)} rows cannot be split over {self.world} "
                                         f"learners; lower minibatches or grad_accum, or use fewer learners")
-                    micro = batch.select(mine)
-                    logp, entropy = completion_logprobs(self.model, micro, cfg.temperature, with_entropy=True)
-                    ref_logp = (reference_logprobs(cfg, self.ref_model, self.model, micro)
-                                if loss_cfg.beta > 0 else None)
-                    extra = {} if tis is None else {"token_weight": tis[mine]}
-                    loss, metrics = self.loss_fn(logp, micro.old_logp, ref_logp, micro.adv, micro.completion_mask,
-                                                 loss_cfg, **extra)
-                    if self.world > 1:  # the ranks' mean is then the single-process loss
-                        loss = loss * self.world * shard_share(loss_cfg.aggregation,
-                                                               batch.completion_mask[micro_idx], micro.completion_mask)
-                    metrics["loss"] = loss.item()
-                    (loss / cfg.grad_accum).backward()
-                    metrics["entropy"] = (entropy[micro.completion_mask].mean().item()
-                                          if micro.completion_mask.any() else 0.0)
-                    for k, v in metrics.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    n_updates += 1
+                    for rows in length_pieces(batch.completion_mask[mine], cfg.length_buckets):
+                        weight, metrics = self.piece_backward(batch, tis, mine[rows], minibatch_mask, loss_cfg)
+                        for k, v in metrics.items():  # weighted as the loss is: the minibatch's value
+                            sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
                 if self.world > 1 and self.strategy == "ddp":
                     average_gradients(self.model, self.world)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item() * cfg.grad_accum
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item()
+                n_steps += 1
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        means = {k: v / n_updates for k, v in sums.items()} | tis_metrics
+        means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()} | tis_metrics
         return mean_over_ranks(means) if self.world > 1 else means
+
+    def piece_backward(self, batch: RolloutBatch, tis, idx: torch.Tensor, minibatch_mask: torch.Tensor,
+                       loss_cfg) -> tuple[float, dict[str, float]]:
+        """Backward of rows `idx`' loss, weighted by their share of the minibatch's normaliser: (weight, metrics)."""
+        cfg = self.cfg
+        piece = batch.select(idx).trimmed()
+        T = piece.completion_mask.shape[1]
+        logp, entropy = completion_logprobs(self.model, piece, cfg.temperature, with_entropy=True)
+        ref_logp = reference_logprobs(cfg, self.ref_model, self.model, piece) if loss_cfg.beta > 0 else None
+        extra = {} if tis is None else {"token_weight": tis[idx, :T]}
+        loss, metrics = self.loss_fn(logp, piece.old_logp, ref_logp, piece.adv, piece.completion_mask, loss_cfg,
+                                     **extra)
+        # The ranks' gradients are averaged, hence `world` times this rank's share.
+        weight = self.world * shard_share(loss_cfg.aggregation, minibatch_mask, piece.completion_mask)
+        (loss * weight).backward()
+        metrics["loss"] = loss.item()
+        metrics["entropy"] = entropy[piece.completion_mask].mean().item() if piece.completion_mask.any() else 0.0
+        return weight, metrics
 
     @torch.no_grad()
     def with_trainer_old_logp(self, batch: RolloutBatch) -> tuple[RolloutBatch, torch.Tensor, dict]:

@@ -9,6 +9,9 @@ sampling) and Dr. GRPO's finding that a KL term is not needed (beta = 0, so no r
 loaded); `loss=grpo loss_options={beta: 0.001}` gives R1-Zero's exact objective. Old log-probs come
 from the sampler rather than a second forward pass (unless `tis_cap` > 0), so with `num_iterations=1` the ratio is 1 up
 to numerical noise and the update is REINFORCE with group-normalised advantages.
+Dynamic sampling's later rounds draw only the expected shortfall (`prompts_to_draw`), not DAPO's
+whole batch. The update runs each micro-step in pieces of similar completion length, weighted so
+that the gradient is the whole minibatch's (`LocalLearner.step`).
 Prompts and sampling seeds are pure functions of (seed, step): a resumed run repeats exactly.
 
 The loop is the same on one process and on a Ray cluster; only the objects differ: the sampler
@@ -20,6 +23,7 @@ tasks when a cluster is in use). See r1zero.train.learner and r1zero.rollout.ray
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -56,14 +60,24 @@ class Scored:
     groups_seen: int = 0
 
 
-def draw_examples(task, cfg, seed: int, step: int, round_: int, held_out: set[str]) -> list[Example]:
-    """B training prompts, a pure function of (seed, step, round); evaluation problems are skipped."""
+def draw_examples(task, seed: int, step: int, round_: int, n: int, held_out: set[str]) -> list[Example]:
+    """n training prompts, a pure function of (seed, step, round, n); evaluation problems are skipped."""
     rng, out = random.Random(f"rl-{seed}-{step}-{round_}"), []
-    while len(out) < cfg.prompts_per_step:
+    while len(out) < n:
         example = task.sample(rng, split="train")
         if str(example.prompt) not in held_out:
             out.append(example)
     return out
+
+
+def prompts_to_draw(cfg, scored: Scored) -> int:
+    """Prompts for the next generation round: B at first; then, with dynamic sampling, the shortfall
+    divided by the share of groups kept so far, plus a quarter (DAPO draws a whole batch each round;
+    generation time grows with the rows, so a short round saves most of a second round's cost)."""
+    B, kept = cfg.prompts_per_step, len(scored.examples)
+    if not scored.groups_seen or not kept:
+        return B
+    return min(B, math.ceil(1.25 * (B - kept) * scored.groups_seen / kept))
 
 
 def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: Scored,
@@ -136,7 +150,7 @@ def run_rl(cfg, ctx) -> Path:
             t0 = time.perf_counter()
             scored, gen_s, n_tokens = Scored(), 0.0, 0
             for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
-                examples = draw_examples(task, cfg, ctx.seed, step, round_, held_out)
+                examples = draw_examples(task, ctx.seed, step, round_, prompts_to_draw(cfg, scored), held_out)
                 prompt_ids = [tokenizer(tasks.render_prompt(e, cfg.template, tokenizer),
                                         add_special_tokens=False)["input_ids"] for e in examples]
                 t_gen = time.perf_counter()

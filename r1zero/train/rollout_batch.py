@@ -41,6 +41,13 @@ class RolloutBatch:
         return RolloutBatch(self.input_ids[idx], self.attention_mask[idx], self.position_ids[idx],
                             self.completion_mask[idx], self.old_logp[idx], self.adv[idx], self.prompt_width)
 
+    def trimmed(self) -> RolloutBatch:
+        """The same rows with completions cut to the longest one among them (less padding to run)."""
+        T = max(int(self.completion_mask.sum(-1).max()), 1) if len(self) else 1
+        width = self.prompt_width + T
+        return RolloutBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.position_ids[:, :width],
+                            self.completion_mask[:, :T], self.old_logp[:, :T], self.adv, self.prompt_width)
+
 
 def make_batch(rollouts: list[Rollout], adv: torch.Tensor, pad_id: int) -> RolloutBatch:
     n = len(rollouts)

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from r1zero.config import RLConfig
 from r1zero.stages import StageContext
-from r1zero.train.rl import run_rl
+from r1zero.train.rl import Scored, prompts_to_draw, run_rl
 from tests.conftest import build_tiny, sigkill_once_written
 
 
@@ -76,3 +76,12 @@ def test_sigkilled_rl_resumes_bit_exact(tmp_path):
     strip = lambda p: [{k: v for k, v in __import__("json").loads(x).items() if "seconds" not in k and k != "tokens_per_s"}
                        for x in p.read_text().splitlines()]
     assert strip(straight / "rl" / "metrics.jsonl") == strip(killed / "rl" / "metrics.jsonl")
+
+
+def test_dynamic_sampling_draws_the_expected_shortfall():
+    cfg = RLConfig(prompts_per_step=16)
+    assert prompts_to_draw(cfg, Scored()) == 16  # the first round: a whole batch
+    kept_12_of_16 = Scored(examples=[None] * 12, groups_seen=16)
+    assert prompts_to_draw(cfg, kept_12_of_16) == 7  # 4 missing / (12/16 kept) * 1.25 = 6.7
+    assert prompts_to_draw(cfg, Scored(groups_seen=16)) == 16  # nothing kept yet: no rate to go by
+    assert prompts_to_draw(cfg, Scored(examples=[None], groups_seen=16)) == 16  # capped at B
