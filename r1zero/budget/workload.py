@@ -8,7 +8,8 @@ running is an assumption, listed in `Workload.notes`:
 - every generate call runs to `max_new_tokens`: a batch stops only when its last sequence does,
   and in the tiny recipes one of 32+ sequences nearly always runs to the limit;
 - RL with dynamic sampling draws more rounds while groups have equal rewards; with a share z of
-  such groups, the expected rounds for B kept groups follow a binomial (`expected_rounds`);
+  such groups, whether a round runs follows a binomial and what it draws the expected shortfall
+  (`expected_draws`); the update's pieces are costed at the full completion width;
 - an SFT run with `epochs` has as many steps as its data makes; without reading it, `steps`.
 """
 
@@ -58,17 +59,24 @@ class Workload:
         return {k: v for k, v in out.items() if v}
 
 
-def expected_rounds(zero_share: float, groups: int, max_rounds: int) -> float:
-    """Expected generate rounds until `groups` informative groups are kept (each round draws
-    `groups` groups, each informative with probability 1 - zero_share), at most `max_rounds`."""
-    from math import comb
+def expected_draws(zero_share: float, groups: int, max_rounds: int) -> list[tuple[float, int]]:
+    """(probability that round r runs, prompts it draws) for each generate round of an RL step with
+    dynamic sampling, each group informative with probability 1 - zero_share. Round 1 draws `groups`;
+    a later round runs while fewer than `groups` were kept (binomial over the groups drawn so far) and
+    draws what `r1zero.train.rl.prompts_to_draw` would for the expected number kept."""
+    from math import ceil, comb
 
-    p, expected = 1.0 - zero_share, 0.0
-    for r in range(1, max_rounds + 1):
-        n = groups * (r - 1)  # groups drawn before round r; round r runs if fewer than `groups` were kept
-        still_short = sum(comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(min(groups, n + 1))) if n else 1.0
-        expected += still_short
-    return expected
+    p, out, drawn = 1.0 - zero_share, [], 0
+    for _ in range(max_rounds):
+        if not drawn:
+            n, short = groups, 1.0
+        else:
+            kept = min(drawn * p, groups - 1)  # expected kept so far, short of a full batch
+            n = groups if kept <= 0 else min(groups, ceil(1.25 * (groups - kept) * drawn / kept))
+            short = sum(comb(drawn, k) * p**k * (1 - p) ** (drawn - k) for k in range(min(groups, drawn + 1)))
+        out.append((short, n))
+        drawn += n
+    return out
 
 
 # ---- inputs: model configs and tokenizers of a recipe's stages ---------------------------------
@@ -168,12 +176,15 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     B, G, T = cfg.prompts_per_step, cfg.group_size, cfg.max_new_tokens
     lengths = train_prompt_lengths(tokenizer, cfg.task, cfg.task_options, cfg.template, 4 * B, seed)
     P, mean_p = max(lengths), sum(lengths) / len(lengths)
-    rounds = expected_rounds(zero_share, B, 1 + cfg.max_resample) if cfg.dynamic_sampling else 1.0
-    w.generate = [(round(cfg.steps * rounds), B * G, P, T)]
+    draws = expected_draws(zero_share, B, 1 + cfg.max_resample) if cfg.dynamic_sampling else [(1.0, B)]
+    w.generate = [(round(cfg.steps * runs), n * G, P, T) for runs, n in draws if round(cfg.steps * runs)]
+    rounds = sum(runs for runs, _ in draws)
     micro = cfg.minibatches * cfg.grad_accum
-    w.train = [(cfg.steps * cfg.num_iterations * micro, math.ceil(B * G / micro), P + T)]
+    rows = math.ceil(B * G / micro)
+    pieces = min(cfg.length_buckets, rows)
+    w.train = [(cfg.steps * cfg.num_iterations * micro * pieces, math.ceil(rows / pieces), P + T)]
     w.train_tokens, w.train_seq_len = cfg.steps * cfg.num_iterations * B * G * (mean_p + T), mean_p + T
-    w.completions = round(cfg.steps * rounds * B * G)
+    w.completions = round(cfg.steps * sum(runs * n for runs, n in draws) * G)
     w.lora_rank = cfg.lora_rank if cfg.lora else 0
     w.gradient_checkpointing = cfg.gradient_checkpointing
     beta = loss_config(cfg.loss, **cfg.loss_options).beta

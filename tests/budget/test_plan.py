@@ -8,7 +8,7 @@ from r1zero.budget.devices import Device
 from r1zero.budget.memory import GB
 from r1zero.budget.plan import CPU_STAGE_FIXED_DEFAULT_S, SECONDS_PER_COMPLETION, plan_recipe
 from r1zero.budget.timing import CostModel
-from r1zero.budget.workload import RecipeInputs, expected_rounds
+from r1zero.budget.workload import RecipeInputs, expected_draws
 from r1zero.config import resolve
 from tests.conftest import TINY_SHAPE
 
@@ -42,10 +42,13 @@ def plans():
     return {p.stage: p for p in plan_recipe(tiny_recipe(), CPU, costs=FakeCosts(), zero_share=0.0)}
 
 
-def test_expected_rounds():
-    assert expected_rounds(0.0, 16, 4) == 1.0
-    assert expected_rounds(0.1, 16, 4) == pytest.approx(1 + (1 - 0.9**16), abs=0.01)
-    assert expected_rounds(0.99, 16, 4) == pytest.approx(4.0)  # capped by max_resample + 1
+def test_expected_draws():
+    assert [runs for runs, _ in expected_draws(0.0, 16, 4)] == [1.0, 0.0, 0.0, 0.0]
+    first, second, *_ = expected_draws(0.25, 16, 4)
+    assert first == (1.0, 16) and second[0] == pytest.approx(1 - 0.75**16, abs=1e-9)
+    assert second[1] == 7  # 4 short, 3 of 4 kept: ceil(1.25 * 4 / 0.75), as prompts_to_draw
+    assert [n for _, n in expected_draws(0.99, 16, 4)] == [16] * 4  # almost nothing kept: whole batches
+    assert expected_draws(0.99, 16, 4)[-1][0] == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +69,14 @@ def test_eval_workload(inputs):
 
 def test_pretrain_and_rl_workloads(inputs):
     pre = inputs.workload("pretrain")
-    # One shape per length bucket (PretrainConfig.length_buckets = 2): the rows split, widths ascending.
-    assert [(count, seqs) for count, seqs, _ in pre.train] == [(20, 8), (20, 8)]
+    # One shape per length bucket (PretrainConfig.length_buckets = 3): the rows split, widths ascending.
+    assert [(count, seqs) for count, seqs, _ in pre.train] == [(20, 6), (20, 6), (20, 4)]  # torch.chunk
     widths = [width for *_, width in pre.train]
     assert widths == sorted(widths) and 20 <= widths[-1] <= 80  # the corpus's widest rows
     assert pre.train_tokens <= 20 * sum(seqs * width for _, seqs, width in pre.train)
     rl = inputs.workload("rl", zero_share=0.0)
     (gens, n, P, new), = rl.generate
-    assert (gens, n, new) == (5, 16, 32) and rl.train == [(5, 16, P + 32)] and rl.completions == 80
+    assert (gens, n, new) == (5, 16, 32) and rl.train == [(20, 4, P + 32)] and rl.completions == 80  # 4 pieces
     assert not rl.forward and not rl.reference  # beta = 0 (dapo): no reference model
 
 
