@@ -42,7 +42,7 @@ class RolloutBatch:
                             self.completion_mask[idx], self.old_logp[idx], self.adv[idx], self.prompt_width)
 
     def trimmed(self) -> RolloutBatch:
-        """The same rows with completions cut to the longest one among them (less padding to run)."""
+        """The same rows with completions cut to the longest kept one among them (less padding to run)."""
         T = max(int(self.completion_mask.sum(-1).max()), 1) if len(self) else 1
         width = self.prompt_width + T
         return RolloutBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.position_ids[:, :width],
