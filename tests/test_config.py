@@ -49,7 +49,7 @@ def test_recipe_mistakes_raise_one_line(override, expected):
 
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "r1zero.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          check=False, timeout=120)
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -7,7 +7,15 @@ Nothing here imports the training loop or the samplers.
 
 from r1zero.algo.advantages import ADVANTAGES, AdvantageConfig
 from r1zero.algo.logprobs import token_entropy, token_logprobs
-from r1zero.algo.losses import LOSSES, PolicyLoss, PolicyLossConfig, kl_k3, loss_config, policy_loss, tis_weights
+from r1zero.algo.losses import (
+    LOSSES,
+    PolicyLoss,
+    PolicyLossConfig,
+    kl_k3,
+    loss_config,
+    policy_loss,
+    tis_weights,
+)
 
 __all__ = [
     "ADVANTAGES",
