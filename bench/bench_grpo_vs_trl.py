@@ -139,7 +139,8 @@ def step_examples(cfg, seed: int):
 
     task = tasks.get(cfg.task)
     held_out = {str(e.prompt) for e in task.examples("test", n=cfg.held_out, seed=seed)}
-    return [e for step in range(1, cfg.steps + 1) for e in draw_examples(task, seed, step, 0, cfg.prompts_per_step, held_out)]
+    return [e for step in range(1, cfg.steps + 1)
+            for e in draw_examples(task, seed, step, 0, cfg.prompts_per_step, held_out)]
 
 
 def run_r1zero(args, work: Path, timings: Timings) -> list[float]:

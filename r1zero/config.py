@@ -48,7 +48,8 @@ class BuildConfig:
 class PretrainConfig:
     model: str = doc("", "input model folder; empty = the previous stage's output")
     steps: int = doc(1200, "optimizer steps")
-    batch_size: int = doc(32, "documents per step (at equal tokens, more smaller steps learned faster: 32x1800 > 64x900 > 128x450)")
+    batch_size: int = doc(32, "documents per step (at equal tokens, more smaller steps learned faster: "
+                              "32x1800 > 64x900 > 128x450)")
     length_buckets: int = doc(3, "micro-batches per step, documents sorted by length so each pads less (same gradient)")
     lr: float = doc(3e-3, "peak AdamW learning rate")
     min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr")

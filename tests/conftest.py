@@ -11,9 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("R1ZERO_DATA", REPO.parent / "shared" / "data"))
 
 # Small enough that a training step takes milliseconds; still MLA + MoE with a shared expert.
-TINY_SHAPE = dict(arch="deepseek_v3", vocab_size=384, hidden_size=64, layers=2, heads=4, intermediate_size=128,
-                  experts=4, experts_per_token=2, shared_experts=1, moe_intermediate_size=32, kv_lora_rank=16,
-                  max_position_embeddings=128)
+TINY_SHAPE = {"arch": "deepseek_v3", "vocab_size": 384, "hidden_size": 64, "layers": 2, "heads": 4, "intermediate_size": 128,
+                  "experts": 4, "experts_per_token": 2, "shared_experts": 1, "moe_intermediate_size": 32, "kv_lora_rank": 16,
+                  "max_position_embeddings": 128}
 
 
 def sigkill_once_written(cmd: list[str], marker: Path, timeout_s: float = 240) -> None:

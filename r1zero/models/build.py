@@ -88,20 +88,20 @@ def model_config(shape: ModelShape, tokenizer):
     """A transformers config for `shape.arch` in deepseek_v3 | qwen2 | llama."""
     from transformers import DeepseekV3Config, LlamaConfig, Qwen2Config
 
-    common = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=shape.hidden_size,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.heads,
-        intermediate_size=shape.intermediate_size,
-        max_position_embeddings=shape.max_position_embeddings,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=True,
-        rope_theta=10000.0,
-    )
+    common = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": shape.hidden_size,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "num_key_value_heads": shape.heads,
+        "intermediate_size": shape.intermediate_size,
+        "max_position_embeddings": shape.max_position_embeddings,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": None,
+        "tie_word_embeddings": True,
+        "rope_theta": 10000.0,
+    }
     if shape.arch == "deepseek_v3":
         head = shape.hidden_size // shape.heads
         return DeepseekV3Config(

@@ -7,7 +7,8 @@ last digit, the way a person does it on paper, and keeps the partial result afte
 
 `-` keeps `a >= b` and marks a borrow with a leading 1 (`13-5-0=8`); `*` multiplies by a
 one-digit number, one product and one carry addition per column (`8*4=32+3=35>5`): a tiny model
-learns the 80 products and the additions far sooner than 720 fused `x*b+c` facts. A direct solution skips the work: `<think></think><answer>N</answer>`.
+learns the 80 products and the additions far sooner than 720 fused `x*b+c` facts. A direct
+solution skips the work: `<think></think><answer>N</answer>`.
 A slipped solution gets one column wrong by one and carries the slip through to its answer, so the
 corpus teaches the mistakes a real base model makes (R1 starts from an imperfect base).
 

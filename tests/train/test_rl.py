@@ -20,8 +20,8 @@ def digit_share(prompts, completions, **columns):
 # An untrained model never answers correctly, so the tests reward digits instead: every group then
 # has reward variance, nonzero advantages and real gradients.
 DIGITS = "tests.train.test_rl:digit_share"
-FAST = dict(prompts_per_step=4, group_size=4, max_new_tokens=12, rewards={DIGITS: 1.0, "numeric": 0.0},
-            dynamic_sampling=False, lr=1e-3, checkpoint_every=0)
+FAST = {"prompts_per_step": 4, "group_size": 4, "max_new_tokens": 12, "rewards": {DIGITS: 1.0, "numeric": 0.0},
+            "dynamic_sampling": False, "lr": 1e-3, "checkpoint_every": 0}
 
 
 def test_every_trained_parameter_changes_and_nothing_is_nan(tmp_path):
