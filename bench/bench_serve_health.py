@@ -24,7 +24,6 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-
 from bench_serve import free_port, start_server, tiny_model
 
 

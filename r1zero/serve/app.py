@@ -5,24 +5,33 @@ Routes: `POST /v1/chat/completions` and `POST /v1/completions` (both streaming o
 answer as DeepSeek's API does (`reasoning.py`); `/v1/completions` returns the raw text.
 
 Every refusal is JSON in OpenAI's error shape: 400 (bad JSON or field, n too large, context too
-long), 401 (wrong API key), 404 (unknown model or route), 413 (body over `max_body_bytes`), 429
-(the engine's running + waiting sequences are at their bound). Departures from OpenAI's API: the
-API key, when set, is one shared bearer token; `/health` and `/` need none. A streamed reply that
-fails half-way ends with an `{"error": ...}` event, as OpenAI's streams do.
+long, a non-loopback `Host` on a loopback server), 401 (wrong API key), 403 (a cross-origin page not
+allowed), 404 (unknown model or route), 413 (body over `max_body_bytes`), 415 (a POST whose body is
+not declared JSON), 429 (the engine's running + waiting sequences are at their bound); `guard.py`
+holds the browser-facing checks. Departures from OpenAI's API: the API key, when set, is one shared
+bearer token; `/health` and `/` need none. A streamed reply that fails half-way ends with an
+`{"error": ...}` event, as OpenAI's streams do.
+
+A request body over 16 KiB is parsed, rendered and tokenized on a worker thread, so that big prompts
+(tokenizing 1 MB can take seconds) do not stall the event loop, and with it every other request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import hmac
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from r1zero.serve.jobs import Generator, Job, collect, plan_request, reasoning_token_count, render_chat
+from r1zero.serve.guard import RequestGuard
+from r1zero.serve.jobs import Generator, Job, Plan, collect, plan_request, reasoning_token_count, render_chat
 from r1zero.serve.page import chat_page
 from r1zero.serve.protocol import (
     APIError,
@@ -48,6 +57,22 @@ class ServerOptions:
     max_body_bytes: int = 1 << 20  # larger request bodies get 413
     max_n: int = 8  # most choices per request
     default_max_tokens: int = 512  # when a request gives no max_tokens (capped by the context left)
+    bind_host: str = "127.0.0.1"  # the address bound; on loopback, only loopback Host names are answered
+    allowed_hosts: tuple[str, ...] = ()  # more Host names a loopback server answers ("*": any)
+    allowed_origins: tuple[str, ...] = ()  # cross-origin pages allowed, with CORS ("http://localhost:3000")
+
+
+INLINE_BODY_BYTES = 16 << 10  # smaller requests are prepared on the event loop: a thread hop costs more than they do
+
+
+def parse_json(body: bytes):
+    """The decoded body; 400 for what is not JSON, or is nested deeper than the decoder's recursion limit."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise APIError(400, "could not parse the JSON body: nested too deeply", code="invalid_json") from None
+    except ValueError as e:
+        raise APIError(400, f"could not parse the JSON body: {e}", code="invalid_json") from None
 
 
 class Server:
@@ -57,6 +82,9 @@ class Server:
         self.tokenizer, self.generator, self.opts = tokenizer, generator, opts
         ids = tokenizer("</think>", add_special_tokens=False)["input_ids"]
         self.think_close_id = ids[0] if len(ids) == 1 else None
+        # Big requests are prepared on one thread with its own tokenizer (fast tokenizers are not thread-safe).
+        self.preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r1zero-prepare")
+        self.preparer_tokenizer = copy.deepcopy(tokenizer)
 
     def check_key(self, request: Request) -> None:
         if self.opts.api_key is None:
@@ -65,8 +93,8 @@ class Server:
         if not hmac.compare_digest(given.encode(), self.opts.api_key.encode()):
             raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
 
-    async def read_json(self, request: Request):
-        """The JSON body; 413 past the size bound (the body is still drained, so the client hears why)."""
+    async def read_body(self, request: Request) -> bytes:
+        """The body; 413 past the size bound (the body is still drained, so the client hears why)."""
         limit, size, chunks = self.opts.max_body_bytes, 0, []
         async for chunk in request.stream():
             size += len(chunk)
@@ -77,25 +105,44 @@ class Server:
         if size > limit:
             raise APIError(413, f"request body too large: over {limit:,} bytes ({size:,} read)",
                            code="request_too_large")
-        try:
-            return json.loads(b"".join(chunks))
-        except ValueError as e:
-            raise APIError(400, f"could not parse the JSON body: {e}", code="invalid_json") from None
+        return b"".join(chunks)
+
+    async def prepare(self, make_plan, body: bytes) -> Plan:
+        """`make_plan(body, tokenizer)`: on the event loop for a small body, on the preparing thread for a big one."""
+        if len(body) <= INLINE_BODY_BYTES:
+            return make_plan(body, self.tokenizer)
+        return await asyncio.get_running_loop().run_in_executor(self.preparer, make_plan, body,
+                                                                 self.preparer_tokenizer)
 
     def check_model(self, name: str) -> None:
         if name != self.opts.model_id:
             raise APIError(404, f"The model `{name}` does not exist; this server serves `{self.opts.model_id}`.",
                            "model", "model_not_found")
 
-    def chat_prompt(self, req: ChatRequest) -> tuple[list[int], bool]:
-        """Token ids of the rendered conversation, and whether the rendering opened `<think>`."""
+    def plan_chat(self, body: bytes, tokenizer) -> Plan:
+        """A chat request from its body: validated, rendered, tokenized and checked against the context."""
         from r1zero.errors import UserError
 
+        req = parse_request(ChatRequest, parse_json(body))
+        self.check_model(req.model)
         try:
-            return render_chat(self.tokenizer, self.opts.template,
-                               [{"role": m.role, "content": m.text()} for m in req.messages])
+            prompt, opens = render_chat(tokenizer, self.opts.template,
+                                        [{"role": m.role, "content": m.text()} for m in req.messages])
         except UserError as e:
             raise APIError(400, f"messages: {e}", "messages") from None
+        plan = self.plan(req, [prompt])
+        plan.starts_in_think = opens
+        return plan
+
+    def plan_completion(self, body: bytes, tokenizer) -> Plan:
+        """A completion request from its body: validated, tokenized and checked against the context."""
+        req = parse_request(CompletionRequest, parse_json(body))
+        self.check_model(req.model)
+        return self.plan(req, [tokenizer(p, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id]
+                               for p in req.prompts()])
+
+    def plan(self, req, prompts: list[list[int]]) -> Plan:
+        return plan_request(req, prompts, self.generator.engine.context, self.opts.default_max_tokens, self.opts.max_n)
 
     def chat_choices(self, results, plan) -> tuple[list[dict], list[Choice]]:
         messages, choices = [], []
@@ -201,27 +248,21 @@ def add_routes(app: FastAPI, server: Server) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         server.check_key(request)
-        req = parse_request(ChatRequest, await server.read_json(request))
-        server.check_model(req.model)
-        prompt, opens = server.chat_prompt(req)
-        plan = plan_request(req, [prompt], server.generator.engine.context, opts.default_max_tokens, opts.max_n)
-        plan.starts_in_think = opens
+        plan = await server.prepare(server.plan_chat, await server.read_body(request))
+        req, prompt_tokens = plan.request, len(plan.prompts[0])
         job, rid = server.generator.start(plan), new_id("chatcmpl")
         if req.stream:
-            return StreamingResponse(stream_chat(job, plan, rid, req.model, len(prompt), server),
+            return StreamingResponse(stream_chat(job, plan, rid, req.model, prompt_tokens, server),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
         messages, choices = server.chat_choices(await collect(job), plan)
-        return chat_reply(rid, req.model, messages, choices, len(prompt))
+        return chat_reply(rid, req.model, messages, choices, prompt_tokens)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
         server.check_key(request)
-        req = parse_request(CompletionRequest, await server.read_json(request))
-        server.check_model(req.model)
-        prompts = [server.tokenizer(p, add_special_tokens=False)["input_ids"] or [server.tokenizer.eos_token_id]
-                   for p in req.prompts()]
-        plan = plan_request(req, prompts, server.generator.engine.context, opts.default_max_tokens, opts.max_n)
-        job, rid, prompt_tokens = server.generator.start(plan), new_id("cmpl"), sum(map(len, prompts))
+        plan = await server.prepare(server.plan_completion, await server.read_body(request))
+        req = plan.request
+        job, rid, prompt_tokens = server.generator.start(plan), new_id("cmpl"), sum(map(len, plan.prompts))
         if req.stream:
             return StreamingResponse(stream_completion(job, plan, rid, req.model, prompt_tokens),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
@@ -244,10 +285,7 @@ def create_app(tokenizer, generator: Generator, opts: ServerOptions) -> FastAPI:
         return JSONResponse(APIError(e.status_code, f"{request.method} {request.url.path}: {e.detail}",
                                      code=code).body(), status_code=e.status_code)
 
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, e: Exception) -> JSONResponse:
-        return JSONResponse(APIError(500, f"internal error: {type(e).__name__}: {e}", kind="server_error").body(),
-                            status_code=500)
-
+    app.add_middleware(RequestGuard, bind_host=opts.bind_host, allowed_hosts=opts.allowed_hosts,
+                       allowed_origins=opts.allowed_origins)  # also answers what no handler above caught: 500
     add_routes(app, server)
     return app

@@ -1,9 +1,12 @@
 """The `serve` and `chat` subcommands, added to the `r1zero` command by `r1zero.cli`.
 
-    r1zero serve MODEL [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--template chat] ...
+    r1zero serve MODEL [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--template chat]
+                       [--allowed-hosts NAME,...] [--allowed-origins ORIGIN,...] ...
     r1zero chat MODEL [--template chat] [--temperature 0.6] [--max-tokens 256] ...
 
-`serve` binds 127.0.0.1 unless told otherwise; the API key may also come from R1ZERO_API_KEY.
+`serve` binds 127.0.0.1 unless told otherwise; the API key may also come from R1ZERO_API_KEY. On
+loopback it answers loopback `Host` names only, and it refuses cross-origin browser requests unless
+their origin is allowed (r1zero.serve.guard).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the sampler for unseeded requests")
 
 
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def add_commands(sub) -> None:
     serve = sub.add_parser("serve", help="OpenAI-compatible API and chat page for a model")
     add_model_options(serve)
@@ -37,6 +44,12 @@ def add_commands(sub) -> None:
     serve.add_argument("--max-n", type=int, default=8, help="most choices (n) per request")
     serve.add_argument("--max-tokens", type=int, default=512, help="max_tokens of requests that give none")
     serve.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
+    serve.add_argument("--allowed-hosts", type=comma_list, action="extend", default=[], metavar="NAME,...",
+                       help="Host names answered besides loopback ones when bound to loopback, e.g. behind a "
+                            "proxy (* = any); other Hosts get 400, which stops DNS rebinding")
+    serve.add_argument("--allowed-origins", type=comma_list, action="extend", default=[], metavar="ORIGIN,...",
+                       help="web pages of other origins allowed to call the API, with CORS, e.g. "
+                            "http://localhost:3000 (* = any); other cross-origin requests get 403")
     serve.set_defaults(func=serve_command)
 
     chat = sub.add_parser("chat", help="chat with a model in the terminal (thinking shown dimmed)")
@@ -71,7 +84,9 @@ def serve_command(args) -> int:
     name = args.served_model_name or Path(str(args.model).rstrip("/")).name
     engine = Engine(model, tokenizer, max_batch=args.max_batch, max_waiting=args.max_waiting, seed=args.seed).start()
     generator = Generator(model, tokenizer, engine)
-    opts = ServerOptions(name, args.template, args.api_key, args.max_body_bytes, args.max_n, args.max_tokens)
+    opts = ServerOptions(name, args.template, args.api_key, args.max_body_bytes, args.max_n, args.max_tokens,
+                         bind_host=args.host, allowed_hosts=tuple(args.allowed_hosts),
+                         allowed_origins=tuple(args.allowed_origins))
     app = create_app(tokenizer, generator, opts)
     print(f"serving {name} on http://{args.host}:{args.port} (chat page at /, API at /v1)", flush=True)
     try:

@@ -109,7 +109,7 @@ class ServerProcess:
 @pytest.fixture(scope="session")
 def server(taught_model):
     """A server for the taught model, with small bounds so the limits are easy to reach."""
-    proc = ServerProcess(taught_model, "--served-model-name", "tiny", "--max-n", "4", "--max-body-bytes", "65536",
+    proc = ServerProcess(taught_model, "--served-model-name", "tiny", "--max-n", "4", "--max-body-bytes", "262144",
                          "--max-batch", "8")
     try:
         yield proc.wait_ready()

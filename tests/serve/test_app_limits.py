@@ -1,6 +1,8 @@
-"""The app in process (FastAPI's TestClient): the API key and the 429 when the engine is full."""
+"""The app in process (FastAPI's TestClient): the API key, the 429 when the engine is full, big prompts off the loop."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +21,8 @@ def model_and_tokenizer(tiny_model):
 
 def app_for(model_and_tokenizer, engine: Engine, **opts) -> TestClient:
     model, tok = model_and_tokenizer
-    return TestClient(create_app(tok, Generator(model, tok, engine), ServerOptions("tiny", **opts)))
+    return TestClient(create_app(tok, Generator(model, tok, engine), ServerOptions("tiny", **opts)),
+                      base_url="http://127.0.0.1")  # a loopback server answers loopback Host names only
 
 
 def test_api_key_is_required_on_v1_only(model_and_tokenizer):
@@ -48,3 +51,32 @@ def test_chat_page_is_self_contained(model_and_tokenizer):
     html = app_for(model_and_tokenizer, Engine(model, tok)).get("/").text
     assert "<script>" in html and "/v1/chat/completions" in html
     assert "http://" not in html and "https://" not in html, "no external assets"
+
+
+class ThreadRecorder:
+    """A tokenizer that notes the threads it is called on."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.threads = tokenizer, set()
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def __call__(self, *args, **kwargs):
+        self.threads.add(threading.current_thread().name)
+        return self.tokenizer(*args, **kwargs)
+
+
+def test_big_requests_are_tokenized_off_the_event_loop(model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    client = app_for(model_and_tokenizer, Engine(model, tok).start())
+    server = client.app.state.server
+    server.tokenizer, server.preparer_tokenizer = ThreadRecorder(tok), ThreadRecorder(tok)
+    body = {"model": "tiny", "prompt": "1+1=", "max_tokens": 2}
+    assert client.post("/v1/completions", json=body).status_code == 200
+    assert client.post("/v1/completions", json={**body, "padding": "x" * 100_000}).status_code == 200
+    big = client.post("/v1/completions", json={**body, "prompt": "1+1=" * 50_000})
+    assert big.status_code == 400 and big.json()["error"]["code"] == "context_length_exceeded"
+    assert server.preparer_tokenizer.threads == {"r1zero-prepare_0"}
+    assert "r1zero-prepare_0" not in server.tokenizer.threads  # small requests stay on the loop
+    server.generator.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+from pathlib import Path
 
 import httpx
 import openai
@@ -76,3 +78,39 @@ def test_server_keeps_serving_after_bad_requests(server):
         assert post(server, "/v1/chat/completions", body).status_code == 400
     r = post(server, "/v1/chat/completions", {"model": "tiny", "messages": HELLO, "temperature": 0})
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == ANSWER
+
+
+def test_deeply_nested_json_is_a_400_and_the_connection_stays_usable(server):
+    """100,000 nested arrays: a 400 JSON error, no traceback in the log, the same keep-alive connection answers next."""
+    log = Path(server.log.name)
+    logged = log.stat().st_size
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=b"[" * 100_000 + b"]" * 100_000,
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        body, local = r.read(), conn.sock.getsockname()
+        assert r.status == 400, body
+        assert r.getheader("content-type").startswith("application/json")
+        assert "nested too deeply" in json.loads(body)["error"]["message"]
+        conn.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
+                     body=json.dumps({"model": "tiny", "messages": HELLO, "temperature": 0}))
+        r = conn.getresponse()
+        reply = json.loads(r.read())
+        assert conn.sock.getsockname() == local, "the connection was closed after the 400"
+        assert r.status == 200 and reply["choices"][0]["message"]["content"] == ANSWER
+    finally:
+        conn.close()
+    assert "Traceback" not in log.read_text()[logged:]
+
+
+def test_big_bodies_are_answered_like_small_ones(server):
+    """Bodies over 16 KiB are prepared on a worker thread: the same answers, the same errors."""
+    padded = {"model": "tiny", "messages": HELLO, "temperature": 0, "metadata": "x" * 50_000}  # unknown field: ignored
+    r = post(server, "/v1/chat/completions", padded)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == ANSWER
+    too_long = [{"role": "user", "content": "1+1=" * 50_000}]
+    error = assert_error(post(server, "/v1/chat/completions", {"model": "tiny", "messages": too_long}), 400, "messages")
+    assert error["code"] == "context_length_exceeded"
+    assert_error(post(server, "/v1/completions", {"model": "nope", "prompt": "1+1=" * 50_000}), 404, "model")
+    assert_error(post(server, "/v1/completions", b'{"model": "tiny", "prompt": "' + b"x" * 50_000), 400)
