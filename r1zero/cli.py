@@ -65,10 +65,13 @@ def print_config(kind: str | None) -> None:
     from r1zero.config import describe
     from r1zero.stages import STAGES
 
-    for name in [kind] if kind else STAGES.names():
+    if kind and kind not in STAGES:
+        raise UserError(f"unknown stage kind {kind!r}; expected one of {', '.join(STAGES.names())}")
+    for name, cls in [(n, STAGES.get(n).config) for n in ([kind] if kind else STAGES.names())]:
         print(f"[{name}]")
-        for field, meaning, default, source in describe(STAGES.get(name).config):
-            print(f"  {field} = {default!r}  # {meaning} ({source})")
+        for field, meaning, default, source, bounds in describe(cls):
+            where = f" in {bounds}" if bounds else ""
+            print(f"  {field} = {default!r}{where}  # {meaning} ({source})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             recipe = load_recipe(args.recipe, args.overrides)
         else:
-            overrides = [o if "." in o.split("=", 1)[0] or o.split("=", 1)[0] in ("name", "seed", "threads")
+            overrides = [o if "." in o.split("=", 1)[0] or o.split("=", 1)[0] in ("name", "seed", "threads", "device")
                          else f"{args.command}.{o}" for o in args.overrides]
             recipe = resolve(single_stage_recipe(args), overrides)
         run_recipe(recipe, resume=args.resume, overwrite=args.overwrite)
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"r1zero: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("r1zero: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ expected; the CLI turns that into one line and exit status 2.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,54 +22,68 @@ import yaml
 from r1zero.errors import UserError
 
 
-def doc(default: Any, meaning: str, source: str = "r1zero") -> Any:
-    """A dataclass field with its documentation (meaning, default, source) attached."""
+def doc(default: Any, meaning: str, source: str = "r1zero", bounds: str = "") -> Any:
+    """A dataclass field with its documentation (meaning, default, source) attached, and for a number
+    the range it must lie in, as an interval: `[1, inf)`, `(0, 1]` (checked by `resolve`)."""
+    meta = {"doc": meaning, "source": source, "bounds": bounds}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": meaning, "source": source})
-    return field(default=default, metadata={"doc": meaning, "source": source})
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def in_bounds(value: float, bounds: str) -> bool:
+    """Whether `value` lies in the interval `bounds`, e.g. `[0, 1)`; an empty interval admits anything."""
+    if not bounds:
+        return True
+    low, high = (float(x) for x in bounds[1:-1].split(","))
+    above = value >= low if bounds[0] == "[" else value > low
+    below = value <= high if bounds[-1] == "]" else value < high
+    return above and below
 
 
 @dataclass
 class BuildConfig:
     arch: str = doc("deepseek_v3", "architecture: deepseek_v3 (MLA + MoE), qwen2 or llama", "DeepSeek-V3")
-    vocab_size: int = doc(384, "BPE vocabulary size before the reasoning tags are added")
-    hidden_size: int = doc(128, "model width")
-    layers: int = doc(4, "decoder layers")
-    heads: int = doc(4, "attention heads")
-    intermediate_size: int = doc(384, "FFN width of dense layers (the first layer in deepseek_v3)")
-    experts: int = doc(4, "routed experts per MoE layer (deepseek_v3)", "DeepSeek-V3")
-    experts_per_token: int = doc(2, "routed experts each token goes to", "DeepSeek-V3")
-    shared_experts: int = doc(1, "always-on shared experts", "DeepSeekMoE")
-    moe_intermediate_size: int = doc(96, "FFN width of each expert")
-    kv_lora_rank: int = doc(32, "MLA: width of the compressed KV latent that is cached", "DeepSeek-V2")
-    max_position_embeddings: int = doc(256, "longest sequence the model is built for")
+    vocab_size: int = doc(384, "BPE vocabulary size before the reasoning tags are added", bounds='[1, inf)')
+    hidden_size: int = doc(128, "model width", bounds='[1, inf)')
+    layers: int = doc(4, "decoder layers", bounds='[1, inf)')
+    heads: int = doc(4, "attention heads", bounds='[1, inf)')
+    intermediate_size: int = doc(384, "FFN width of dense layers (the first layer in deepseek_v3)", bounds='[1, inf)')
+    experts: int = doc(4, "routed experts per MoE layer (deepseek_v3)", "DeepSeek-V3", bounds='[1, inf)')
+    experts_per_token: int = doc(2, "routed experts each token goes to", "DeepSeek-V3", bounds='[1, inf)')
+    shared_experts: int = doc(1, "always-on shared experts", "DeepSeekMoE", bounds='[0, inf)')
+    moe_intermediate_size: int = doc(96, "FFN width of each expert", bounds='[1, inf)')
+    kv_lora_rank: int = doc(32, "MLA: width of the compressed KV latent that is cached", "DeepSeek-V2",
+        bounds='[1, inf)')
+    max_position_embeddings: int = doc(256, "longest sequence the model is built for", bounds='[1, inf)')
 
 
 @dataclass
 class PretrainConfig:
     model: str = doc("", "input model folder; empty = the previous stage's output")
-    steps: int = doc(1200, "optimizer steps")
+    steps: int = doc(1200, "optimizer steps", bounds='[1, inf)')
     batch_size: int = doc(32, "documents per step (at equal tokens, more smaller steps learned faster: "
-                              "32x1800 > 64x900 > 128x450)")
-    length_buckets: int = doc(3, "micro-batches per step, documents sorted by length so each pads less (same gradient)")
-    lr: float = doc(3e-3, "peak AdamW learning rate")
-    min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr")
-    warmup_steps: int = doc(40, "linear warmup steps")
-    weight_decay: float = doc(0.01, "AdamW weight decay")
-    grad_clip: float = doc(1.0, "max gradient norm")
-    min_digits: int = doc(2, "smallest problems (digits of the larger operand)")
-    max_digits: int = doc(3, "largest problems")
+                              "32x1800 > 64x900 > 128x450)", bounds='[1, inf)')
+    length_buckets: int = doc(3, "micro-batches per step, documents sorted by length so each pads less (same gradient)",
+        bounds='[1, inf)')
+    lr: float = doc(3e-3, "peak AdamW learning rate", bounds='(0, inf)')
+    min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr", bounds='[0, 1]')
+    warmup_steps: int = doc(40, "linear warmup steps", bounds='[0, inf)')
+    weight_decay: float = doc(0.01, "AdamW weight decay", bounds='[0, inf)')
+    grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
+    min_digits: int = doc(2, "smallest problems (digits of the larger operand)", bounds='[1, inf)')
+    max_digits: int = doc(3, "largest problems", bounds='[1, inf)')
     ops: str = doc("+-*", "operations in the corpus")
-    direct_share: float = doc(0.15, "share of documents answered directly, with an empty <think>")
-    slip_share: float = doc(0.15, "share of worked solutions carrying one consistent slip")
+    direct_share: float = doc(0.15, "share of documents answered directly, with an empty <think>", bounds='[0, 1]')
+    slip_share: float = doc(0.15, "share of worked solutions carrying one consistent slip", bounds='[0, 1]')
     loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
-        "DeepSeek-V3 sec. 2.1.2")
-    held_out: int = doc(200, "held-out evaluation problems that training never sees")
-    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end")
-    keep_checkpoints: int = doc(2, "checkpoints kept on disk")
-    log_every: int = doc(10, "steps between metrics.jsonl lines")
+        "DeepSeek-V3 sec. 2.1.2", bounds='[0, inf)')
+    held_out: int = doc(200, "held-out evaluation problems that training never sees", bounds='[0, inf)')
+    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
+    keep_checkpoints: int = doc(2, "checkpoints kept on disk", bounds='[0, inf)')
+    log_every: int = doc(10, "steps between metrics.jsonl lines", bounds='[1, inf)')
 
 
 @dataclass
@@ -79,22 +94,25 @@ class EvalConfig:
     task_options: dict = doc({}, "options for the task, e.g. {data_dir: ...}")
     split: str = doc("test", "task split to evaluate")
     template: str = doc("plain", "prompt template: r1_zero, chat or plain", "DeepSeek-R1 (r1_zero)")
-    problems: int = doc(200, "items; 0 = the whole split of a dataset task")
-    samples: int = doc(8, "samples per item (k) for pass@1, pass@k and cons@k")
-    temperature: float = doc(0.6, "sampling temperature", "DeepSeek-R1")
-    top_p: float = doc(0.95, "nucleus sampling", "DeepSeek-R1")
-    top_k: int = doc(0, "top-k sampling; 0 = off")
-    max_new_tokens: int = doc(80, "completion length limit (a worked 3-digit product is ~70 tokens)")
-    batch_size: int = doc(256, "sequences generated together")
-    max_batch_tokens: int = doc(65536, "padded tokens per generate call (sequences x (prompt + new tokens))")
+    problems: int = doc(200, "items; 0 = the whole split of a dataset task", bounds='[0, inf)')
+    samples: int = doc(8, "samples per item (k) for pass@1, pass@k and cons@k", bounds='[1, inf)')
+    temperature: float = doc(0.6, "sampling temperature", "DeepSeek-R1", bounds='[0, inf)')
+    top_p: float = doc(0.95, "nucleus sampling", "DeepSeek-R1", bounds='(0, 1]')
+    top_k: int = doc(0, "top-k sampling; 0 = off", bounds='[0, inf)')
+    max_new_tokens: int = doc(80, "completion length limit (a worked 3-digit product is ~70 tokens)", bounds='[1, inf)')
+    batch_size: int = doc(256, "sequences generated together", bounds='[1, inf)')
+    max_batch_tokens: int = doc(65536, "padded tokens per generate call (sequences x (prompt + new tokens))",
+        bounds='[1, inf)')
     reward: str = doc("", "reward that scores correctness; empty = the task's first default reward")
     verifier: str = doc("", "rewards (comma-separated, summed) choosing best-of-n without the gold answer")
     greedy: bool = doc(True, "also one greedy answer per item (greedy_pass@1)")
-    min_think_tokens: int = doc(0, "budget forcing: append wait_text when thinking ends earlier", "s1")
-    max_think_tokens: int = doc(0, "budget forcing: close thinking and force the answer here; 0 = no limit", "s1")
+    min_think_tokens: int = doc(0, "budget forcing: append wait_text when thinking ends earlier", "s1",
+        bounds='[0, inf)')
+    max_think_tokens: int = doc(0, "budget forcing: close thinking and force the answer here; 0 = no limit", "s1",
+        bounds='[0, inf)')
     wait_text: str = doc("Wait", "text appended when thinking ends too early", "s1")
-    min_digits: int = doc(2, "arithmetic: smallest held-out problems")
-    max_digits: int = doc(3, "arithmetic: largest held-out problems")
+    min_digits: int = doc(2, "arithmetic: smallest held-out problems", bounds='[1, inf)')
+    max_digits: int = doc(3, "arithmetic: largest held-out problems", bounds='[1, inf)')
     ops: str = doc("+-*", "arithmetic: operations")
 
 
@@ -106,74 +124,76 @@ class RLConfig:
     template: str = doc("plain", "prompt template: r1_zero, chat or plain", "DeepSeek-R1 (r1_zero)")
     rewards: dict = doc({"numeric": 1.0, "format": 0.1}, "reward name -> weight; empty = the task's defaults")
     accuracy_reward: str = doc("", "reward whose score 1 counts as correct; empty = the first in `rewards`")
-    reward_timeout_s: float = doc(30.0, "time budget of one reward call; past it the sample scores 0")
-    held_out: int = doc(200, "generated tasks: the first N test problems (what eval uses) are never trained on")
-    steps: int = doc(300, "RL steps (one rollout batch and its updates each)")
-    prompts_per_step: int = doc(16, "B: prompts per step")
-    group_size: int = doc(8, "G: completions per prompt", "GRPO")
-    max_new_tokens: int = doc(80, "completion length limit (a worked 3-digit product is ~70 tokens)")
-    temperature: float = doc(1.0, "sampling temperature during RL")
-    top_p: float = doc(1.0, "nucleus sampling during RL")
-    top_k: int = doc(0, "top-k sampling during RL; 0 = off")
+    reward_timeout_s: float = doc(30.0, "time budget of one reward call; past it the sample scores 0",
+        bounds='(0, inf)')
+    held_out: int = doc(200, "generated tasks: the first N test problems (what eval uses) are never trained on",
+        bounds='[0, inf)')
+    steps: int = doc(300, "RL steps (one rollout batch and its updates each)", bounds='[1, inf)')
+    prompts_per_step: int = doc(16, "B: prompts per step", bounds='[1, inf)')
+    group_size: int = doc(8, "G: completions per prompt", "GRPO", bounds='[2, inf)')
+    max_new_tokens: int = doc(80, "completion length limit (a worked 3-digit product is ~70 tokens)", bounds='[1, inf)')
+    temperature: float = doc(1.0, "sampling temperature during RL", bounds='(0, inf)')
+    top_p: float = doc(1.0, "nucleus sampling during RL", bounds='(0, 1]')
+    top_k: int = doc(0, "top-k sampling during RL; 0 = off", bounds='[0, inf)')
     stop: list = doc(["</answer>"], "generation stops after these (one-token) strings")
     advantage: str = doc("grpo", "advantage estimator: grpo, dr_grpo, rloo, reinforce_pp")
     loss: str = doc("dapo", "policy loss variant: grpo, dapo, dr_grpo, gspo")
     loss_options: dict = doc({}, "overrides of the loss variant: eps_low, eps_high, aggregation, beta, ...")
     num_iterations: int = doc(1, "epochs over each rollout batch (mu); ratios differ from 1 from the second on",
-                              "GRPO")
-    minibatches: int = doc(1, "optimizer steps per epoch (the batch is split into this many)")
-    grad_accum: int = doc(1, "gradient accumulation micro-steps per minibatch")
+                              "GRPO", bounds='[1, inf)')
+    minibatches: int = doc(1, "optimizer steps per epoch (the batch is split into this many)", bounds='[1, inf)')
+    grad_accum: int = doc(1, "gradient accumulation micro-steps per minibatch", bounds='[1, inf)')
     length_buckets: int = doc(4, "pieces per micro-step, rows sorted by completion length so each pads less "
-                                 "(the same gradient: each piece's loss is weighted by its share)")
-    lr: float = doc(5e-5, "AdamW learning rate (3e-4 collapsed a ~1M model in trials)")
+                                 "(the same gradient: each piece's loss is weighted by its share)", bounds='[1, inf)')
+    lr: float = doc(5e-5, "AdamW learning rate (3e-4 collapsed a ~1M model in trials)", bounds='(0, inf)')
     lr_schedule: str = doc("constant", "constant or cosine (to 10%), after warmup")
-    warmup_steps: int = doc(0, "linear warmup steps")
-    weight_decay: float = doc(0.0, "AdamW weight decay")
-    grad_clip: float = doc(1.0, "max gradient norm")
+    warmup_steps: int = doc(0, "linear warmup steps", bounds='[0, inf)')
+    weight_decay: float = doc(0.0, "AdamW weight decay", bounds='[0, inf)')
+    grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
     dynamic_sampling: bool = doc(True, "drop groups whose rewards are all equal and draw more prompts", "DAPO")
-    max_resample: int = doc(3, "dynamic sampling: extra generation rounds per step at most", "DAPO")
+    max_resample: int = doc(3, "dynamic sampling: extra generation rounds per step at most", "DAPO", bounds='[0, inf)')
     overlong_filter: bool = doc(False, "mask truncated completions out of the loss", "DAPO")
     lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")
-    lora_rank: int = doc(16, "LoRA rank")
-    lora_alpha: int = doc(32, "LoRA alpha")
+    lora_rank: int = doc(16, "LoRA rank", bounds='[1, inf)')
+    lora_alpha: int = doc(32, "LoRA alpha", bounds='[1, inf)')
     gradient_checkpointing: bool = doc(False, "recompute activations in backward to save memory")
-    checkpoint_every: int = doc(50, "steps between checkpoints; 0 = only at the end")
-    keep_checkpoints: int = doc(2, "checkpoints kept on disk")
-    log_samples: int = doc(2, "completions per step written to samples.jsonl")
+    checkpoint_every: int = doc(50, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
+    keep_checkpoints: int = doc(2, "checkpoints kept on disk", bounds='[0, inf)')
+    log_samples: int = doc(2, "completions per step written to samples.jsonl", bounds='[0, inf)')
     sampler: str = doc("hf", "rollout backend: hf (in this process, shares the model), vllm, ray (a pool of "
                              "hf or vllm actors) or module:Class (r1zero.rollout.SAMPLERS)")
     sampler_options: dict = doc({}, "options of the sampler's create, e.g. ray: {actors: 2, backend: hf, "
                                     "backend_options: {}, resources: {num_cpus: 1, num_gpus: 0}}")
     learners: int = doc(1, "trainer ranks: 1 = in this process; N > 1 = N Ray actors in one torch.distributed "
-                           "group (gloo on CPU, NCCL on GPU) averaging gradients", "verl")
+                           "group (gloo on CPU, NCCL on GPU) averaging gradients", "verl", bounds='[1, inf)')
     cluster: dict = doc({}, "Ray, when sampler is ray or learners > 1: address (local | auto | ray://host:port), "
                             "temp_dir, num_cpus, strategy (ddp | fsdp2), learner_resources, reward_resources, "
                             "check_weights (see r1zero.train.cluster.ClusterOptions)")
     tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
                               "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",
-                         "Yao et al. 2025, TIS")
+                         "Yao et al. 2025, TIS", bounds='[0, inf)')
 
 
 @dataclass
 class SFTConfig:
     model: str = doc("", "model folder to fine-tune; empty = the previous stage's output")
     data: str = doc("", "chat jsonl (`messages`) or prompt/completion jsonl; a stage id = that stage's dataset")
-    steps: int = doc(200, "optimizer steps")
-    epochs: int = doc(0, "if > 0, train this many passes over the data instead of `steps`")
-    batch_size: int = doc(32, "sequences (or packed rows) per step")
-    max_length: int = doc(256, "tokens per sequence or packed row")
+    steps: int = doc(200, "optimizer steps", bounds='[1, inf)')
+    epochs: int = doc(0, "if > 0, train this many passes over the data instead of `steps`", bounds='[0, inf)')
+    batch_size: int = doc(32, "sequences (or packed rows) per step", bounds='[1, inf)')
+    max_length: int = doc(256, "tokens per sequence or packed row", bounds='[2, inf)')
     packing: bool = doc(True, "pack several examples into each row (attention kept within each example)")
-    lr: float = doc(1e-3, "peak AdamW learning rate")
-    warmup_steps: int = doc(10, "linear warmup steps")
-    weight_decay: float = doc(0.0, "AdamW weight decay")
-    grad_clip: float = doc(1.0, "max gradient norm")
+    lr: float = doc(1e-3, "peak AdamW learning rate", bounds='(0, inf)')
+    warmup_steps: int = doc(10, "linear warmup steps", bounds='[0, inf)')
+    weight_decay: float = doc(0.0, "AdamW weight decay", bounds='[0, inf)')
+    grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
     lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")
-    lora_rank: int = doc(16, "LoRA rank")
-    lora_alpha: int = doc(32, "LoRA alpha")
-    held_out_share: float = doc(0.05, "share of the data kept out for the held-out loss")
-    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end")
-    keep_checkpoints: int = doc(2, "checkpoints kept on disk")
-    log_every: int = doc(10, "steps between metrics.jsonl lines")
+    lora_rank: int = doc(16, "LoRA rank", bounds='[1, inf)')
+    lora_alpha: int = doc(32, "LoRA alpha", bounds='[1, inf)')
+    held_out_share: float = doc(0.05, "share of the data kept out for the held-out loss", bounds='[0, 1)')
+    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
+    keep_checkpoints: int = doc(2, "checkpoints kept on disk", bounds='[0, inf)')
+    log_every: int = doc(10, "steps between metrics.jsonl lines", bounds='[1, inf)')
 
 
 @dataclass
@@ -184,16 +204,17 @@ class SampleConfig:
     template: str = doc("plain", "prompt template: r1_zero, chat or plain")
     rewards: dict = doc({}, "reward name -> weight; empty = the task's first default reward (its "
                             "correctness check); the format is the `format` filter's job")
-    held_out: int = doc(200, "generated tasks: the first N test problems (what eval uses) are never sampled")
-    prompts: int = doc(500, "prompts to sample from")
-    samples: int = doc(4, "generations per prompt (k)")
-    temperature: float = doc(1.0, "sampling temperature")
-    top_p: float = doc(1.0, "nucleus sampling")
-    max_new_tokens: int = doc(80, "completion length limit (a worked 3-digit product is ~70 tokens)")
+    held_out: int = doc(200, "generated tasks: the first N test problems (what eval uses) are never sampled",
+        bounds='[0, inf)')
+    prompts: int = doc(500, "prompts to sample from", bounds='[1, inf)')
+    samples: int = doc(4, "generations per prompt (k)", bounds='[1, inf)')
+    temperature: float = doc(1.0, "sampling temperature", bounds='[0, inf)')
+    top_p: float = doc(1.0, "nucleus sampling", bounds='(0, 1]')
+    max_new_tokens: int = doc(80, "completion length limit (a worked 3-digit product is ~70 tokens)", bounds='[1, inf)')
     min_reward: float = doc(1.0, "keep a generation only if its total reward reaches this (verified)")
     filters: list = doc(["format", "repetition"], "extra filters: format, repetition, language, longest, reasoning")
     dedup: bool = doc(True, "drop duplicate (prompt, completion) pairs")
-    max_per_prompt: int = doc(1, "kept generations per prompt at most")
+    max_per_prompt: int = doc(1, "kept generations per prompt at most", bounds='[1, inf)')
 
 
 @dataclass
@@ -205,22 +226,23 @@ class ReportConfig:
 @dataclass
 class Recipe:
     name: str = doc("run", "run name; the run folder is out_dir/name")
-    seed: int = doc(0, "seed for everything")
+    seed: int = doc(0, "seed for everything", bounds='[0, inf)')
     out_dir: str = doc("runs", "where run folders go")
-    threads: int = doc(0, "torch CPU threads; 0 = all cores")
+    threads: int = doc(0, "torch CPU threads; 0 = all cores", bounds='[0, inf)')
+    device: str = doc("auto", "where every stage runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     stages: list = doc([], "stage ids in order; each has a section (its `kind` defaults to its id)")
     sections: dict = doc({}, "stage id -> typed stage config (filled by resolve)")
 
     kinds: dict = doc({}, "stage id -> stage kind (filled by resolve)")
 
     def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in ("name", "seed", "out_dir", "threads", "stages")}
+        out = {k: getattr(self, k) for k in TOP_LEVEL}
         for sid, cfg in self.sections.items():
             out[sid] = {"kind": self.kinds[sid], **dataclasses.asdict(cfg)}
         return out
 
 
-TOP_LEVEL = ("name", "seed", "out_dir", "threads", "stages")
+TOP_LEVEL = ("name", "seed", "out_dir", "threads", "device", "stages")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -283,7 +305,17 @@ def build_section(stage_id: str, kind: str, cls: type, values: dict) -> Any:
             raise UserError(f"unknown key {stage_id}.{key} for a {kind} stage; "
                             f"valid keys: {', '.join(sorted(known))}")
         kwargs[key] = check_type(f"{stage_id}.{key}", value, hints[key])
+    check_bounds(stage_id, cls, kwargs)
     return cls(**kwargs)
+
+
+def check_bounds(prefix: str, cls: type, values: dict) -> None:
+    """Each number in `values` within its field's `bounds` (shown by `r1zero config`)."""
+    for f in dataclasses.fields(cls):
+        value, bounds = values.get(f.name), f.metadata.get("bounds", "")
+        if isinstance(value, (int, float)) and not in_bounds(value, bounds):
+            name = f"{prefix}.{f.name}" if prefix else f.name
+            raise UserError(f"{name}: {value!r} is out of range; expected a value in {bounds}")
 
 
 def resolve(raw: dict, overrides: list[str] = ()) -> Recipe:
@@ -299,7 +331,9 @@ def resolve(raw: dict, overrides: list[str] = ()) -> Recipe:
                             f"stages: {', '.join(map(str, stages))}")
         apply_override(raw, path, value)
     hints = typing.get_type_hints(Recipe)
-    recipe = Recipe(**{k: check_type(k, raw[k], hints[k]) for k in TOP_LEVEL if k in raw})
+    top = {k: check_type(k, raw[k], hints[k]) for k in TOP_LEVEL if k in raw}
+    check_bounds("", Recipe, top)
+    recipe = Recipe(**top)
     if not recipe.stages:
         raise UserError("recipe has no stages; expected e.g. `stages: [build, pretrain, eval]`")
     for key, values in raw.items():
@@ -322,7 +356,36 @@ def resolve(raw: dict, overrides: list[str] = ()) -> Recipe:
                                 f"expected one of {', '.join(STAGES.names())}")
             recipe.sections[sid], recipe.kinds[sid] = STAGES.get(sid).config(), sid
     check_paths(recipe)
+    check_combinations(recipe)
     return recipe
+
+
+def check_combinations(recipe: Recipe) -> None:
+    """Values that are each in range but do not go together."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", recipe.device):
+        raise UserError(f"device {recipe.device!r}: expected auto, cpu, cuda or cuda:N")
+    for sid, cfg in recipe.sections.items():
+        if getattr(cfg, "min_digits", 0) > getattr(cfg, "max_digits", 1 << 30):
+            raise UserError(f"{sid}.min_digits {cfg.min_digits} > max_digits {cfg.max_digits}; "
+                            "expected min_digits <= max_digits")
+        if isinstance(cfg, BuildConfig) and cfg.experts_per_token > cfg.experts:
+            raise UserError(f"{sid}.experts_per_token {cfg.experts_per_token} > experts {cfg.experts}; "
+                            "expected at most as many as there are experts")
+        if isinstance(cfg, RLConfig):
+            check_rl(sid, cfg)
+
+
+def check_rl(sid: str, cfg: RLConfig) -> None:
+    rows = cfg.prompts_per_step * cfg.group_size // (cfg.minibatches * cfg.grad_accum)
+    if rows < cfg.learners:
+        raise UserError(f"{sid}: a micro-batch of {rows} rows (prompts_per_step x group_size / (minibatches x "
+                        f"grad_accum)) cannot be split over {cfg.learners} learners; expected at least one row each")
+    backend = cfg.sampler_options.get("backend", "hf") if cfg.sampler == "ray" else cfg.sampler
+    if backend == "vllm" and (cfg.top_p < 1 or cfg.top_k > 0):
+        # vLLM reports log-probs of the truncated, renormalised distribution; the trainer's are over the
+        # full one, so every ratio would start below 1 and clipping would act on the first update.
+        raise UserError(f"{sid}: the vllm sampler with top_p < 1 or top_k > 0 reports log-probs the trainer does "
+                        "not reproduce; expected top_p=1 and top_k=0 for RL with vllm")
 
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -330,7 +393,7 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 def check_paths(recipe: Recipe) -> None:
     """A stage's `model` is empty, an earlier stage id, or an existing model folder; a data file exists."""
-    from r1zero.models.io import check_model_folder
+    from r1zero.models.io import check_model_folder, check_weights_readable
 
     for sid, section in recipe.sections.items():
         ref = getattr(section, "model", "")
@@ -338,6 +401,7 @@ def check_paths(recipe: Recipe) -> None:
         if ref and ref not in earlier:
             try:
                 check_model_folder(ref)
+                check_weights_readable(ref)
             except UserError as e:
                 raise UserError(f"{sid}.model: {e}") from None
         for key in ("task", "data"):
@@ -345,6 +409,13 @@ def check_paths(recipe: Recipe) -> None:
             if isinstance(value, str) and value.endswith(DATA_SUFFIXES) and not Path(value).is_file():
                 raise UserError(f"{sid}.{key}: data file {value!r} not found; expected a path to a "
                                 f"{'/'.join(DATA_SUFFIXES)} file or a task name")
+            if isinstance(value, str) and value.endswith(DATA_SUFFIXES):
+                from r1zero.tasks.loaders import check_utf8
+
+                try:
+                    check_utf8(Path(value))
+                except UserError as e:
+                    raise UserError(f"{sid}.{key}: {e}") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -360,10 +431,11 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return resolve(raw, overrides)
 
 
-def describe(cls: type) -> list[tuple[str, str, Any, str]]:
-    """(name, meaning, default, source) for each field: the documentation the CLI prints."""
+def describe(cls: type) -> list[tuple[str, str, Any, str, str]]:
+    """(name, meaning, default, source, bounds) for each field: the documentation the CLI prints."""
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append((f.name, f.metadata.get("doc", ""), default, f.metadata.get("source", "")))
+        rows.append((f.name, f.metadata.get("doc", ""), default, f.metadata.get("source", ""),
+                     f.metadata.get("bounds", "")))
     return rows

@@ -24,6 +24,7 @@ class StageContext:
     seed: int
     model: Path | None  # input model folder (None for build)
     resume: bool  # continue from the stage's last checkpoint if there is one
+    device: str = "cpu"  # torch device the stage computes on (the recipe's `device`, resolved)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,40 @@ def check_model_folder(path: str | Path) -> None:
                         "expected a Hugging Face model folder (e.g. the output of `r1zero build`)")
 
 
+def check_weights_readable(path: str | Path) -> None:
+    """Every safetensors file of a local model folder opens and holds the bytes its header promises
+    (a truncated or overwritten file fails here, in one line, rather than deep inside transformers)."""
+    from safetensors import safe_open
+
+    for file in sorted(Path(path).glob("*.safetensors")) if Path(path).is_dir() else []:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError: not a safetensors file as saved
+            raise UserError(f"model file {file} cannot be read ({str(e).splitlines()[0][:120]}); "
+                            "expected a complete safetensors file (rebuild or re-download the model)") from None
+
+
+def resolve_device(name: str = "auto") -> str:
+    """`auto` -> cuda when a GPU is present, else cpu; a named cuda device must exist."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r}: no CUDA device is available here; expected device=auto or cpu")
+    return name
+
+
+def device_line(device: str) -> str:
+    """`cuda (NVIDIA H200)` or `cpu (16 threads)`: what a run prints in its first lines."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
@@ -33,15 +67,17 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu"):
-    """The model in eval mode, with the grouped MoE kernel where the architecture has one."""
+def load_model(path: str | Path, dtype: str = "float32", device: str = "auto"):
+    """The model in eval mode on `device` (auto: CUDA when present), with the grouped MoE kernel where
+    the architecture has one."""
     import torch
     from transformers import AutoModelForCausalLM
 
     check_model_folder(path)
+    check_weights_readable(path)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
     set_fast_experts(model)
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 def with_lora(model, rank: int, alpha: int):

@@ -9,7 +9,9 @@ daemon, so it does not block exit) and a fresh thread takes its place. Rewards t
 
 As in TRL, the total is the weighted sum with None (not applicable) counted as 0; each reward's
 mean is over the samples where it applies (None when it applies to none). Departure from TRL,
-which calls each reward once per batch and lets an exception end training.
+which calls each reward once per batch and lets an exception end training: here only a reward that
+raised on every sample ends it (`stop_if_all_raise`, what training asks for), with a `UserError`
+naming the reward and its exception, since nothing can be learned from it.
 """
 
 from __future__ import annotations
@@ -113,9 +115,11 @@ def run_with_budgets(calls: Sequence[Callable[[], Any]], timeout_s: float,
 
 
 def combine(specs: RewardSpecs, prompts: Sequence, completions: Sequence, columns: dict[str, Any] | None = None,
-            timeout_s: float = 30.0, max_workers: int | None = None
+            timeout_s: float = 30.0, max_workers: int | None = None, stop_if_all_raise: bool = False
             ) -> tuple[list[float], dict[str, float | None], dict[str, int]]:
     """(total per sample, {"reward/<name>": mean}, {"reward/<name>/errors": count}).
+
+    With `stop_if_all_raise`, a reward that raised on every sample raises a UserError instead.
 
     >>> total, means, errors = combine({"format": 0.5, "exact": 1.0}, ["Q"] * 2,
     ...     ["<think>.</think><answer>4</answer>", "<answer>5</answer>"], {"answer": ["4", "4"]})
@@ -148,4 +152,9 @@ def combine(specs: RewardSpecs, prompts: Sequence, completions: Sequence, column
                 scores.append(value)
                 total[i] += weight * value
         means[f"reward/{name}"] = sum(scores) / len(scores) if scores else None
+        kinds = [kind for kind, _ in outcomes[k * n:(k + 1) * n]]
+        if stop_if_all_raise and n and kinds.count("error") == n:
+            exc = outcomes[k * n][1]
+            raise UserError(f"reward {name} raised on every one of {n} completions ({type(exc).__name__}: "
+                            f"{(str(exc).splitlines() or [''])[0][:200]}); expected a score for each completion")
     return total, means, errors

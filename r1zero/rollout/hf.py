@@ -95,6 +95,7 @@ class HFSampler:
         greedy = params.temperature <= 0
         sample_args = {} if greedy else {"temperature": params.temperature, "top_p": params.top_p,
                                          "top_k": params.top_k or None}
+        input_ids, mask = input_ids.to(self.model.device), mask.to(self.model.device)  # a policy on CUDA
         gen = self.model.generate(
             input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
             do_sample=not greedy, eos_token_id=stops, pad_token_id=self.tokenizer.pad_token_id,

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -105,8 +106,28 @@ def data_file(root: Path, relative: str, what: str) -> Path:
 # ---- rows ----------------------------------------------------------------------------------------
 
 
+def check_utf8(path: Path) -> None:
+    """A text data file (jsonl, json, csv) must be UTF-8: a UserError naming the first bad byte otherwise."""
+    if Path(path).suffix.lower() not in (".jsonl", ".json", ".csv"):
+        return
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}: byte {offset + e.start} is not UTF-8 ({e.reason}); expected a UTF-8 "
+                                "text file (convert it, e.g. iconv -t UTF-8)") from None
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: ends inside a UTF-8 character ({e.reason}); expected a UTF-8 text file") from None
+
+
 def read_records(path: Path) -> Iterator[tuple[str, Any]]:
     """(`where`, row) pairs; a row that cannot be decoded comes as a BadRow instance instead."""
+    check_utf8(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         with path.open(encoding="utf-8") as f:

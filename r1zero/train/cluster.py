@@ -107,7 +107,8 @@ def score_in_process(names, prompts, texts, columns, timeout_s) -> dict:
 
     out = {}
     for name in names:
-        scores, means, errors = R.combine([(R.reward_ref(name), 1.0)], prompts, texts, columns, timeout_s)
+        scores, means, errors = R.combine([(R.reward_ref(name), 1.0)], prompts, texts, columns, timeout_s,
+                                          stop_if_all_raise=True)
         out[name] = (scores, next(iter(means.values())), next(iter(errors.values())))
     return out
 
@@ -129,4 +130,9 @@ class RayRewardScorer:
 
         args = [ray.put(x) for x in (prompts, texts, columns)]  # stored once, read by every task
         refs = {name: self.task.remote([name], *args, timeout_s) for name in names}
-        return {name: ray.get(ref)[name] for name, ref in refs.items()}
+        try:
+            return {name: ray.get(ref)[name] for name, ref in refs.items()}
+        except ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, UserError):  # a reward that raised on every completion: one line, not Ray's
+                raise UserError(str(e.cause)) from None
+            raise

@@ -17,7 +17,13 @@ then skips it). `strategy: fsdp2` shards each decoder layer and the root with `f
 lets FSDP reduce-scatter the gradients instead. Metrics are means over ranks (maxima for *_max).
 
 TIS (`tis_cap > 0`): before the epochs, a no-grad forward gives the trainer's log-probs, which
-become old_logp; each token's surrogate is weighted by min(exp(trainer - sampler), cap).
+become old_logp; each token's surrogate is weighted by min(exp(trainer - sampler), cap). The
+reference log-probs (beta > 0) are likewise computed once per batch, not once per piece and epoch.
+
+Every rank runs the same number of forward passes, which FSDP's collectives need: minibatches,
+micro-steps and the number of length pieces are functions of the global batch, not of a rank's rows.
+The LR schedule advances once per optimizer step (`steps x num_iterations x minibatches` in all), and
+the minibatch shuffle is seeded by (seed, step), so each step draws its own permutation.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from r1zero.train.pretrain import warmup_cosine
 from r1zero.train.rollout_batch import RolloutBatch, completion_logprobs
 
 
-def setup_policy(cfg, model_dir):
-    """The trainable policy: the model folder, with LoRA adapters and checkpointing as `cfg` says."""
-    model = load_model(model_dir)
+def setup_policy(cfg, model_dir, device: str = "cpu"):
+    """The trainable policy on `device`: the model folder, with LoRA adapters and checkpointing as `cfg` says."""
+    model = load_model(model_dir, device=device)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.lora:
@@ -66,53 +72,70 @@ def shard_share(aggregation: str, whole_mask: torch.Tensor, part_mask: torch.Ten
     return part_mask.shape[0] / whole_mask.shape[0]  # sequences (seq_mean; constant divides by N * T)
 
 
-def length_pieces(mask: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-    """Row indices of `mask` (N, T) in up to `n` pieces of similar kept length, shortest first."""
-    return mask.sum(-1).argsort(stable=True).chunk(max(n, 1))
+def length_pieces(mask: torch.Tensor, n: int, fewest_rows: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Row indices of `mask` (N, T) in pieces of similar kept length, shortest first.
+
+    The count is what `torch.chunk` gives for `fewest_rows` (default N) rows in `n` pieces, so ranks
+    holding 9 and 8 rows of one micro-batch (fewest_rows = 8) cut the same number of pieces, all non-empty.
+    """
+    order = mask.sum(-1).argsort(stable=True)  # (N,)
+    count = len(torch.arange(len(order) if fewest_rows is None else fewest_rows).chunk(max(n, 1)))
+    pieces = order.chunk(max(n, 1))
+    return pieces if len(pieces) == count else order.tensor_split(count)
 
 
 class LocalLearner:
     """The policy, its optimizer and schedule, and the update; rank `rank` of `world` (1 = alone)."""
 
-    def __init__(self, cfg, model, model_dir, rank: int = 0, world: int = 1, strategy: str = "ddp"):
+    def __init__(self, cfg, model, model_dir, rank: int = 0, world: int = 1, strategy: str = "ddp", seed: int = 0):
         self.cfg, self.model, self.rank, self.world, self.strategy = cfg, model, rank, world, strategy
+        self.seed, self.device = seed, next(model.parameters()).device
         self.loss_fn, self.loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
-        self.ref_model = load_model(model_dir) if self.loss_cfg.beta > 0 and not cfg.lora else None
+        self.ref_model = (load_model(model_dir, device=str(self.device)) if self.loss_cfg.beta > 0 and not cfg.lora
+                          else None)
         if strategy == "fsdp2" and world > 1:
             shard_fully(model)
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                            weight_decay=cfg.weight_decay)
         floor = 0.1 if cfg.lr_schedule == "cosine" else 1.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(max(cfg.warmup_steps, 1), cfg.steps, floor))
+            self.optimizer, warmup_cosine(max(cfg.warmup_steps, 1), cfg.steps * cfg.num_iterations * cfg.minibatches,
+                                          floor))
 
-    def step(self, batch: RolloutBatch) -> dict:
+    def step(self, batch: RolloutBatch, step: int = 0) -> dict:
         """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps.
 
         A micro-step runs this rank's rows of it in `length_buckets` pieces of similar completion length,
         each cut to its longest row. Each piece's loss is weighted by its share of the minibatch's loss
         normaliser (`shard_share`), so the summed gradient is the whole minibatch's, whatever the split
         into micro-steps, pieces and ranks (TRL instead averages per-micro-step losses under token_mean).
+        `step` (the RL step) seeds the minibatch shuffle.
         """
         cfg = self.cfg
+        batch = batch_to(batch, self.device)
         batch, tis, tis_metrics = self.with_trainer_old_logp(batch) if cfg.tis_cap > 0 else (batch, None, {})
+        ref_logp = self.reference_logprobs(batch) if self.loss_cfg.beta > 0 else None  # (N, T)
+        kept = batch.completion_mask.cpu()  # (N, T) row bookkeeping stays on the CPU
         loss_cfg = self.loss_cfg
         if loss_cfg.aggregation == "constant" and loss_cfg.max_completion_length is None:
             loss_cfg = replace(loss_cfg, max_completion_length=batch.completion_mask.shape[1])  # not a piece's width
         sums: dict[str, float] = {}
         n_steps = 0
-        gen = torch.Generator().manual_seed(len(batch))
+        # One minibatch: the order sets only the float summation order, and the generator seeded by the batch
+        # length is kept so that such runs (the tiny-zero recipe) reproduce earlier ones bit for bit.
+        gen = torch.Generator().manual_seed(len(batch) if cfg.minibatches == 1 else self.seed * 1_000_003 + step)
         for _ in range(cfg.num_iterations):
             order = torch.randperm(len(batch), generator=gen)
-            for mb_idx in order.chunk(cfg.minibatches):
+            for mb_idx in order.tensor_split(min(cfg.minibatches, len(batch))):
                 minibatch_mask = batch.completion_mask[mb_idx]  # (M, T): the normaliser's tokens and rows
-                for micro_idx in mb_idx.chunk(cfg.grad_accum):
-                    mine = micro_idx[self.rank :: self.world]  # this rank's rows of the micro-batch
-                    if not len(mine):
+                for micro_idx in mb_idx.tensor_split(min(cfg.grad_accum, len(mb_idx))):
+                    if len(micro_idx) < self.world:  # known to every rank alike: all of them stop
                         raise UserError(f"a micro-batch of {len(micro_idx)} rows cannot be split over {self.world} "
                                         f"learners; lower minibatches or grad_accum, or use fewer learners")
-                    for rows in length_pieces(batch.completion_mask[mine], cfg.length_buckets):
-                        weight, metrics = self.piece_backward(batch, tis, mine[rows], minibatch_mask, loss_cfg)
+                    mine = micro_idx[self.rank :: self.world]  # this rank's rows of the micro-batch
+                    for rows in length_pieces(kept[mine], cfg.length_buckets, len(micro_idx) // self.world):
+                        weight, metrics = self.piece_backward(batch, tis, ref_logp, mine[rows], minibatch_mask,
+                                                              loss_cfg)
                         for k, v in metrics.items():  # weighted as the loss is: the minibatch's value
                             sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
                 if self.world > 1 and self.strategy == "ddp":
@@ -122,22 +145,21 @@ class LocalLearner:
                 sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item()
                 n_steps += 1
                 self.optimizer.step()
+                self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
         means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()} | tis_metrics
         return mean_over_ranks(means) if self.world > 1 else means
 
-    def piece_backward(self, batch: RolloutBatch, tis, idx: torch.Tensor, minibatch_mask: torch.Tensor,
+    def piece_backward(self, batch: RolloutBatch, tis, ref_logp, idx: torch.Tensor, minibatch_mask: torch.Tensor,
                        loss_cfg) -> tuple[float, dict[str, float]]:
         """Backward of rows `idx`' loss, weighted by their share of the minibatch's normaliser: (weight, metrics)."""
         cfg = self.cfg
         piece = batch.select(idx).trimmed()
         T = piece.completion_mask.shape[1]
         logp, entropy = completion_logprobs(self.model, piece, cfg.temperature, with_entropy=True)
-        ref_logp = reference_logprobs(cfg, self.ref_model, self.model, piece) if loss_cfg.beta > 0 else None
+        ref = None if ref_logp is None else ref_logp[idx, :T]  # (n, T)
         extra = {} if tis is None else {"token_weight": tis[idx, :T]}
-        loss, metrics = self.loss_fn(logp, piece.old_logp, ref_logp, piece.adv, piece.completion_mask, loss_cfg,
-                                     **extra)
+        loss, metrics = self.loss_fn(logp, piece.old_logp, ref, piece.adv, piece.completion_mask, loss_cfg, **extra)
         # The ranks' gradients are averaged, hence `world` times this rank's share.
         weight = self.world * shard_share(loss_cfg.aggregation, minibatch_mask, piece.completion_mask)
         (loss * weight).backward()
@@ -145,12 +167,20 @@ class LocalLearner:
         metrics["entropy"] = entropy[piece.completion_mask].mean().item() if piece.completion_mask.any() else 0.0
         return weight, metrics
 
+    def chunks(self, batch: RolloutBatch) -> tuple[torch.Tensor, ...]:
+        """Row indices of the batch in micro-batch-sized chunks, for no-grad passes over all of it."""
+        return torch.arange(len(batch)).split(max(len(batch) // (self.cfg.minibatches * self.cfg.grad_accum), 1))
+
+    def reference_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
+        """(N, T) log-probs of the completions under the reference policy, once for the whole batch."""
+        return torch.cat([reference_logprobs(self.cfg, self.ref_model, self.model, batch.select(idx))
+                          for idx in self.chunks(batch)])  # (N, T)
+
     @torch.no_grad()
     def with_trainer_old_logp(self, batch: RolloutBatch) -> tuple[RolloutBatch, torch.Tensor, dict]:
         """(batch with old_logp from this policy, TIS weights (N, T), their metrics)."""
-        size = max(len(batch) // (self.cfg.minibatches * self.cfg.grad_accum), 1)
         trainer = torch.cat([completion_logprobs(self.model, batch.select(idx), self.cfg.temperature)[0]
-                             for idx in torch.arange(len(batch)).split(size)])  # (N, T)
+                             for idx in self.chunks(batch)])  # (N, T)
         tis = tis_weights(trainer, batch.old_logp, batch.completion_mask, self.cfg.tis_cap)  # (N, T)
         kept = tis[batch.completion_mask]  # (K,)
         metrics = {"tis_weight_mean": kept.mean().item() if kept.numel() else 1.0,
@@ -244,14 +274,11 @@ class LearnerRank:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=rank, world_size=world)
         torch.manual_seed(seed)  # the same LoRA initialisation as a single-process run
-        model = setup_policy(cfg, model_dir)
-        if torch.cuda.is_available():
-            model.cuda()
-        self.learner = LocalLearner(cfg, model, model_dir, rank, world, strategy)
+        model = setup_policy(cfg, model_dir, "cuda" if torch.cuda.is_available() else "cpu")
+        self.learner = LocalLearner(cfg, model, model_dir, rank, world, strategy, seed)
 
-    def step(self, batch: RolloutBatch) -> dict:
-        device = next(self.learner.model.parameters()).device
-        return self.learner.step(batch_to(batch, device))
+    def step(self, batch: RolloutBatch, step: int) -> dict:
+        return self.learner.step(batch, step)
 
     def policy_state(self) -> dict | None:
         state = self.learner.policy_state()  # collective under fsdp2: every rank takes part
@@ -312,10 +339,10 @@ class RayLearnerGroup:
 
         return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
 
-    def step(self, batch: RolloutBatch) -> dict:
+    def step(self, batch: RolloutBatch, step: int = 0) -> dict:
         import ray
 
-        return self._all("step", ray.put(batch))[0]  # every rank returns the same reduced metrics
+        return self._all("step", ray.put(batch), step)[0]  # every rank returns the same reduced metrics
 
     def policy_state(self) -> dict:
         return self._all("policy_state")[0]

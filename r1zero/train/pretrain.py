@@ -18,7 +18,7 @@ import torch
 from r1zero.budget import StageMeter
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder
 from r1zero.tasks.arithmetic import ArithmeticGenerator, corpus_line
-from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from r1zero.train.checkpoint import resume, save_checkpoint
 from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
 from r1zero.train.moe_balance import ExpertLoadBalancer
 
@@ -73,7 +73,7 @@ def warmup_cosine(warmup: int, total: int, floor: float):
 
 
 def run_pretrain(cfg, ctx) -> Path:
-    model, tokenizer = load_model(ctx.model), load_tokenizer(ctx.model)
+    model, tokenizer = load_model(ctx.model, device=ctx.device), load_tokenizer(ctx.model)
     model.train()
     held_out = {p.text for p in ArithmeticGenerator(cfg.min_digits, cfg.max_digits, cfg.ops).held_out(cfg.held_out, ctx.seed)}
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
@@ -83,10 +83,7 @@ def run_pretrain(cfg, ctx) -> Path:
     meter = StageMeter(model.config, stage=ctx.stage_id)
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-    start = 0
-    if ctx.resume and (last := latest_checkpoint(ckpts)):
-        start, _ = load_checkpoint(last, state)
-        print(f"resuming pretrain from {last}")
+    start, _ = resume(ckpts, state, ctx.resume, "pretrain")
     log.truncate_after(start)
     torch.manual_seed(ctx.seed)
 
@@ -95,6 +92,7 @@ def run_pretrain(cfg, ctx) -> Path:
         task = bar.add_task("pretrain", total=cfg.steps, completed=start, info="")
         for step in range(start + 1, cfg.steps + 1):
             batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step, held_out), cfg.loss_on_prompt)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
             with meter.phase("train"):
                 n_labels = (batch["labels"][:, 1:] != -100).sum()  # the loss averages over these
                 loss = 0.0

@@ -13,6 +13,8 @@ Dynamic sampling's later rounds draw only the expected shortfall (`prompts_to_dr
 whole batch. The update runs each micro-step in pieces of similar completion length, weighted so
 that the gradient is the whole minibatch's (`LocalLearner.step`).
 Prompts and sampling seeds are pure functions of (seed, step): a resumed run repeats exactly.
+Metrics (`reward`, `accuracy`, `response_length`, ...) cover every rollout sampled in the step; the
+same figures over the groups that dynamic sampling kept for the update are logged under `kept/`.
 
 The loop is the same on one process and on a Ray cluster; only the objects differ: the sampler
 (`sampler`: hf in this process, or a `ray` pool of actors), the learner (`learners`: a
@@ -39,7 +41,7 @@ from r1zero.models.io import load_tokenizer, save_model_folder
 from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
 from r1zero.train import cluster as C
-from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from r1zero.train.checkpoint import resume, save_checkpoint
 from r1zero.train.learner import LocalLearner, RayLearnerGroup, setup_policy
 from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
 from r1zero.train.rollout_batch import make_batch
@@ -54,6 +56,9 @@ class Scored:
     rollouts: list[Rollout] = field(default_factory=list)  # (B*G,) prompt-major
     rewards: list[float] = field(default_factory=list)  # (B*G,)
     correct: list[bool] = field(default_factory=list)  # (B*G,)
+    sampled: list[Rollout] = field(default_factory=list)  # (S,) every rollout of the step, kept or not
+    sampled_rewards: list[float] = field(default_factory=list)  # (S,)
+    sampled_correct: list[bool] = field(default_factory=list)  # (S,)
     reward_means: dict = field(default_factory=dict)
     reward_errors: dict = field(default_factory=dict)
     zero_variance_groups: int = 0
@@ -97,6 +102,9 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
         key = f"reward/{name}/errors"
         scored.reward_errors[key] = scored.reward_errors.get(key, 0) + errors
     total = [sum(w * per_reward[name][i] for name, w in reward_specs.items()) for i in range(len(texts))]
+    scored.sampled += rollouts
+    scored.sampled_rewards += total
+    scored.sampled_correct += [score >= 1.0 for score in per_reward[accuracy_name]]
     for b, example in enumerate(examples):
         group = slice(b * G, (b + 1) * G)
         scored.groups_seen += 1
@@ -113,7 +121,7 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
 
 def run_rl(cfg, ctx) -> Path:
     torch.manual_seed(ctx.seed)
-    model, tokenizer = setup_policy(cfg, ctx.model), load_tokenizer(ctx.model)
+    model, tokenizer = setup_policy(cfg, ctx.model, ctx.device), load_tokenizer(ctx.model)
     task = tasks.get(cfg.task, **cfg.task_options)
     held_out = set() if task.finite or not cfg.held_out else {
         str(e.prompt) for e in task.examples("test", n=cfg.held_out, seed=ctx.seed)}
@@ -127,7 +135,7 @@ def run_rl(cfg, ctx) -> Path:
     started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
     learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,
                                cluster.learner_resources)
-               if learners_on_ray else LocalLearner(cfg, model, ctx.model))
+               if learners_on_ray else LocalLearner(cfg, model, ctx.model, seed=ctx.seed))
     sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options)
     score = C.RayRewardScorer(cluster.reward_resources) if on_ray else C.score_in_process
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
@@ -135,10 +143,7 @@ def run_rl(cfg, ctx) -> Path:
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     samples_path = ctx.stage_dir / "samples.jsonl"
     state = learner.checkpoint_objects()
-    start = 0
-    if ctx.resume and (last := latest_checkpoint(ckpts)):
-        start, _ = load_checkpoint(last, state)
-        print(f"resuming rl from {last}")
+    start, _ = resume(ckpts, state, ctx.resume, "rl")
     log.truncate_after(start)
     MetricsLog(samples_path).truncate_after(start)
     if start:
@@ -174,7 +179,7 @@ def run_rl(cfg, ctx) -> Path:
                     truncated = torch.tensor([r.finish_reason == "length" for r in scored.rollouts])
                     batch.completion_mask &= ~truncated[:, None]
                 with meter.phase("train"):
-                    train_metrics = learner.step(batch)
+                    train_metrics = learner.step(batch, step)
                 lengths = batch.attention_mask.sum(-1).tolist() * cfg.num_iterations
                 meter.add_sequences(lengths, kind="train", train=True)
                 if loss_cfg.beta > 0:
@@ -204,13 +209,20 @@ def run_rl(cfg, ctx) -> Path:
     return out
 
 
-def step_metrics(step, scored: Scored, train: dict, gen_s, train_s, total_s, n_tokens, lr) -> dict:
-    texts = [r.text for r in scored.rollouts]
-    lengths = [len(r.completion_ids) for r in scored.rollouts]
+def rollout_figures(rollouts: list[Rollout], rewards: list[float], correct: list[bool], prefix: str = "") -> dict:
+    """Mean reward, accuracy, format and reasoning rates, response lengths of some rollouts."""
+    texts = [r.text for r in rollouts]
+    lengths = [len(r.completion_ids) for r in rollouts]
     n = max(len(texts), 1)
-    row = {"step": step, "reward": sum(scored.rewards) / n, "accuracy": sum(scored.correct) / n,
-           "format_rate": sum(map(well_formed, texts)) / n, "reasoning_share": sum(map(reasons, texts)) / n,
-           "response_length": sum(lengths) / n, "response_length_max": max(lengths, default=0),
+    return {f"{prefix}reward": sum(rewards) / n, f"{prefix}accuracy": sum(correct) / n,
+            f"{prefix}format_rate": sum(map(well_formed, texts)) / n,
+            f"{prefix}reasoning_share": sum(map(reasons, texts)) / n,
+            f"{prefix}response_length": sum(lengths) / n, f"{prefix}response_length_max": max(lengths, default=0)}
+
+
+def step_metrics(step, scored: Scored, train: dict, gen_s, train_s, total_s, n_tokens, lr) -> dict:
+    row = {"step": step, **rollout_figures(scored.sampled, scored.sampled_rewards, scored.sampled_correct),
+           **rollout_figures(scored.rollouts, scored.rewards, scored.correct, "kept/"),
            "zero_variance_groups": scored.zero_variance_groups / max(scored.groups_seen, 1),
            "groups_kept": len(scored.examples), "lr": lr,
            "seconds_generation": gen_s, "seconds_train": train_s, "seconds_step": total_s,

@@ -45,7 +45,7 @@ from r1zero.errors import UserError
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder, with_lora
 from r1zero.tasks.base import BadRow
 from r1zero.tasks.loaders import FILE_SUFFIXES, read_records
-from r1zero.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from r1zero.train.checkpoint import resume, save_checkpoint
 from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
 from r1zero.train.pretrain import warmup_cosine
 
@@ -252,9 +252,11 @@ def collate(examples: list[Tokenized], rows: list[list[int]], pad_id: int, packi
 
 def assistant_nll(model, batch: SFTBatch) -> tuple[torch.Tensor, int]:
     """(summed negative log-likelihood of the labelled tokens, their count)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   position_ids=batch.position_ids, use_cache=False).logits  # (B, T, V)
-    return label_nll(logits, batch.labels)
+    device = next(model.parameters()).device
+    mask = None if batch.attention_mask is None else batch.attention_mask.to(device)
+    logits = model(input_ids=batch.input_ids.to(device), attention_mask=mask,
+                   position_ids=batch.position_ids.to(device), use_cache=False).logits  # (B, T, V)
+    return label_nll(logits, batch.labels.to(device))
 
 
 def label_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -279,9 +281,9 @@ def held_out_loss(model, examples: list[Tokenized], rows: list[list[int]], cfg, 
 # ---- the stage -----------------------------------------------------------------------------------
 
 
-def setup_model(cfg, model_dir: Path):
-    """The model to train: all weights, or LoRA adapters (peft) on every linear layer."""
-    model, tokenizer = load_model(model_dir), load_tokenizer(model_dir)
+def setup_model(cfg, model_dir: Path, device: str = "cpu"):
+    """The model to train on `device`: all weights, or LoRA adapters (peft) on every linear layer."""
+    model, tokenizer = load_model(model_dir, device=device), load_tokenizer(model_dir)
     if cfg.lora:
         model = with_lora(model, cfg.lora_rank, cfg.lora_alpha)
     model.train()
@@ -294,7 +296,7 @@ def total_steps(cfg, n_rows: int, batch_size: int) -> int:
 
 def run_sft(cfg, ctx) -> Path:
     torch.manual_seed(ctx.seed)
-    model, tokenizer = setup_model(cfg, ctx.model)
+    model, tokenizer = setup_model(cfg, ctx.model, ctx.device)
     data_path = resolve_data(cfg.data, ctx.run_dir)
     examples, counts = load_examples(data_path, tokenizer, cfg.max_length)
     train, held = split_held_out(examples, cfg.held_out_share, ctx.seed)
@@ -309,10 +311,7 @@ def run_sft(cfg, ctx) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(cfg.warmup_steps, 1), steps, 0.1))
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-    start = 0
-    if ctx.resume and (last := latest_checkpoint(ckpts)):
-        start, _ = load_checkpoint(last, state)
-        print(f"resuming sft from {last}")
+    start, _ = resume(ckpts, state, ctx.resume, "sft")
     log.truncate_after(start)
 
     pad, tokens, t0 = tokenizer.pad_token_id, 0, time.perf_counter()
