@@ -80,3 +80,17 @@ def test_big_requests_are_tokenized_off_the_event_loop(model_and_tokenizer):
     assert server.preparer_tokenizer.threads == {"r1zero-prepare_0"}
     assert "r1zero-prepare_0" not in server.tokenizer.threads  # small requests stay on the loop
     server.generator.close()
+
+
+def test_an_unexpected_error_is_a_500_answered_by_the_server(model_and_tokenizer):
+    """Answered by the guard, not re-raised to the HTTP server (which would drop the keep-alive connection)."""
+    model, tok = model_and_tokenizer
+    client = app_for(model_and_tokenizer, Engine(model, tok))
+
+    def broken(plan):
+        raise RuntimeError("boom")
+
+    client.app.state.server.generator.start = broken
+    r = client.post("/v1/completions", json={"model": "tiny", "prompt": "1+1=", "max_tokens": 2})
+    assert r.status_code == 500 and r.json()["error"] == {"message": "internal error: RuntimeError: boom",
+                                                          "type": "server_error", "param": None, "code": None}
