@@ -1,72 +1,69 @@
 """Run an untrusted Python program with limits, for rewards that execute model-written code.
 
-`run_python(program, stdin)` runs `program` in a fresh Python and returns what it printed. Two
-modes, chosen once per process by a probe (`sandbox_mode()`):
+`run_python(program, stdin)` runs `program` in a fresh Python and returns what it printed;
+`SandboxedProcess` is the same, started and finished in two steps (to run two sandboxes that talk
+through pipes, see `code_exec.py`). Two modes, chosen once per process by a probe (`sandbox_mode()`):
 
-- "namespace" (Linux, as root, `unshare` and `setpriv` from util-linux): new PID, network, mount,
-  IPC and UTS namespaces. The program is PID 1 of its namespace, so when it ends or is killed every
-  process it started dies with it (a fork bomb outlives nothing). The network namespace has only a
-  down loopback: no connection leaves it, not even to the host's 127.0.0.1. /tmp, /var/tmp,
-  /dev/shm and /run/lock (the host's world-writable places) are replaced by small private tmpfs,
-  the program runs in a fresh /tmp/work, and it runs as an unprivileged uid of its own (from a
-  range no user has, one per concurrent run, so their process limits do not interfere) with no
-  capabilities and no_new_privs: it can write nowhere on the host. Because that uid cannot enter
-  /root, the interpreter is the first of (this Python, /usr/bin/python3, python3 on PATH) that the
-  probe could run that way: usually Debian's system Python, with the standard library only.
-- "process_group" (anywhere else): this Python in a new session, with the same rlimits, killed as
-  a whole process group at the end. Weaker, and logged as such at first use: the network is
-  reachable, the program can write wherever this user can, a process that calls setsid() escapes
-  the group kill, and as root RLIMIT_NPROC does not bind.
+- "namespace" (Linux, as root, util-linux `unshare`, `mount`, `pivot_root`, `prlimit`, `setpriv`):
+  new PID, network, mount, IPC and UTS namespaces. The root is a fresh tmpfs holding only what the
+  interpreter needs, read-only: /usr (with the /bin, /lib symlinks), /etc/ld.so.cache, the Python
+  install (`sys.base_prefix`, mounted at /python when it lives elsewhere, e.g. under /root), a
+  new /proc, /dev/null, zero, random, urandom; /tmp is a small private tmpfs, the program's
+  fresh working dir. The project, the data, home folders and the host's /tmp do not exist there.
+  The program is PID 1 of its namespace, so when it ends or is killed every process it started
+  dies with it. The network namespace has only a down loopback. The program runs as an
+  unprivileged uid of its own, with no capabilities and no_new_privs. Uids come from a range no
+  account has (2,000,000 + 0..999) and are leased across all processes on the host with a file
+  lock (flock) per uid, held until the run's processes are dead, so two runs at once (two Ray
+  reward tasks, two trainings) never share a uid, hence never a process limit or a kill.
+- "process_group" (anywhere else): this Python in a new session, rlimits per process, killed as a
+  whole process group at the end. Weaker, and logged as such at first use: the host's files and
+  network are reachable, a process that calls setsid() escapes the group kill, and as root
+  RLIMIT_NPROC does not bind.
 
-Both modes: CPU seconds, address space (RLIMIT_AS), process count, file size, open files and core
-dumps are limited; the wall-clock limit kills everything; the environment is a minimal one built
-here (nothing from the parent, so no secrets); stdin, stdout and stderr are files, so output is
-bounded by the file-size limit and a flood cannot block the parent. Peers: HumanEval's
-`execution.py` (rlimits + disabling os functions in-process, which model code can undo) and
-E2B/Firecracker-style microVMs (stronger, much heavier); this sits between them.
+Limits per sample, across all its processes (`cgroups.py`, namespace mode): memory (cgroup
+memory limit, and RLIMIT_AS per process, which turns one huge allocation into a MemoryError),
+process count (cgroup pids.max, and RLIMIT_NPROC on the sample's own uid), CPU time (the cgroup's
+total, polled while waiting, and RLIMIT_CPU per process), wall time (everything killed), output
+(stdout and stderr are files, bounded by RLIMIT_FSIZE; /tmp by its size). Without writable cgroups
+memory is bounded per process only (processes x RLIMIT_AS); `SandboxResult` says which held.
+Peers: HumanEval's `execution.py` (rlimits + disabling os functions in-process, which model code
+can undo) and E2B/Firecracker-style microVMs (stronger, much heavier); this sits between them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
-import itertools
 import logging
 import math
 import os
 import resource
 import select
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from r1zero.rewards.cgroups import SampleCgroup
+from r1zero.rewards.sandbox_root import available, namespace_command
 
 log = logging.getLogger(__name__)
 
 SANDBOX_UID_BASE = 2_000_000  # uids 2,000,000 .. 2,000,999: no account owns them
 SANDBOX_UID_COUNT = 1000
-MASKED_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
-
-# Runs first inside the namespaces, as root: hide the host's writable dirs, make the work dir,
-# then exec the rest of argv (prlimit ... setpriv ... python). $1 = tmpfs size, $2 = uid.
-_NAMESPACE_SETUP = f"""set -e
-for d in {' '.join(MASKED_DIRS)}; do
-  if [ -d "$d" ]; then mount -t tmpfs -o "size=$1,mode=1777,nosuid,nodev" tmpfs "$d"; fi
-done
-mkdir -m 700 /tmp/work && chown "$2:$2" /tmp/work && cd /tmp/work
-shift 2
-exec "$@"
-"""
+LOCK_DIR = Path(os.environ.get("R1ZERO_SANDBOX_LOCKS", "/run/lock/r1zero-sandbox-uids"))
 
 # The interpreter's first code: apply the rlimits given as arguments (process-group mode; namespace
-# mode sets them with prlimit), read the program (length-prefixed) from stdin, leave the rest of
-# stdin to the program, run it as __main__.
+# mode sets them before the exec), give back `exit` and `quit` (-S skips `site`, which defines
+# them), read the program (length-prefixed) from stdin, leave the rest of stdin to the program,
+# run it as __main__.
 _LOADER = (
-    "import resource, sys\n"
+    "import builtins, resource, sys\n"
+    "builtins.exit = builtins.quit = sys.exit\n"
     "for arg in sys.argv[1:]:\n"
     "    kind, value = arg.split('=')\n"
     "    resource.setrlimit(getattr(resource, kind), (int(value), int(value)))\n"
@@ -78,15 +75,15 @@ _LOADER = (
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one run. `cpu_s` None = the wall limit rounded up, plus 1."""
+    """Resource limits of one run (one sample). `cpu_s` None = the wall limit rounded up, plus 1."""
 
     wall_s: float = 10.0  # everything is killed after this many seconds
-    cpu_s: int | None = None  # RLIMIT_CPU per process
-    memory_mb: int = 1024  # RLIMIT_AS (address space, not resident memory)
-    max_processes: int = 64  # RLIMIT_NPROC (namespace mode: per sandbox, it has its own uid)
+    cpu_s: int | None = None  # CPU seconds, all processes together (per process without cgroups)
+    memory_mb: int = 1024  # all processes together (cgroup); also RLIMIT_AS of each process
+    max_processes: int = 64  # cgroup pids.max, and RLIMIT_NPROC of the sample's own uid
     max_file_mb: int = 16  # RLIMIT_FSIZE: largest file, stdout and stderr included
     max_open_files: int = 128  # RLIMIT_NOFILE
-    tmpfs_mb: int = 64  # size of each private tmpfs (namespace mode)
+    tmpfs_mb: int = 64  # size of the private /tmp (namespace mode)
 
 
 @dataclass
@@ -95,14 +92,20 @@ class SandboxResult:
     stdout: str
     stderr: str
     seconds: float
-    timed_out: bool
+    timed_out: bool  # killed at the wall-clock limit
     mode: str
+    memory_exceeded: bool = False  # the kernel killed a process at the sample's memory limit
+    cpu_exceeded: bool = False  # killed at the CPU-time limit (all processes together)
+    memory_scope: str = "process"  # "sample" when a cgroup bounded the total, else per process
+
+
+def _cpu_limit(limits: Limits) -> int:
+    return limits.cpu_s if limits.cpu_s is not None else math.ceil(limits.wall_s) + 1
 
 
 def _rlimits(limits: Limits) -> dict[int, int]:
-    cpu_s = limits.cpu_s if limits.cpu_s is not None else math.ceil(limits.wall_s) + 1
     return {
-        resource.RLIMIT_CPU: cpu_s,
+        resource.RLIMIT_CPU: _cpu_limit(limits),
         resource.RLIMIT_AS: limits.memory_mb * 2**20,
         resource.RLIMIT_NPROC: limits.max_processes,
         resource.RLIMIT_FSIZE: limits.max_file_mb * 2**20,
@@ -116,40 +119,36 @@ def _environment(home: str) -> dict[str, str]:
             "LOGNAME": "sandbox", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-_uids = itertools.cycle(range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UID_COUNT))
-_uids_lock = threading.Lock()
+class UidLease:
+    """A sandbox uid that no other run on this host holds: an exclusive flock on its lock file,
+    kept until `release()`. Scanning starts at a pid-derived offset so processes rarely collide."""
 
+    _counter = 0
 
-def _next_uid() -> int:
-    with _uids_lock:
-        return next(_uids)
+    def __init__(self) -> None:
+        LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        UidLease._counter += 1
+        start = (os.getpid() * 31 + UidLease._counter) % SANDBOX_UID_COUNT
+        for k in range(SANDBOX_UID_COUNT):
+            uid = SANDBOX_UID_BASE + (start + k) % SANDBOX_UID_COUNT
+            fd = os.open(LOCK_DIR / str(uid), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return
+        raise RuntimeError(f"sandbox: all {SANDBOX_UID_COUNT} sandbox uids are in use")
 
-
-def _namespace_command(python: str, limits: Limits, uid: int) -> list[str]:
-    prlimit = [f"--cpu={_rlimits(limits)[resource.RLIMIT_CPU]}", f"--as={limits.memory_mb * 2**20}",
-               f"--nproc={limits.max_processes}", f"--fsize={limits.max_file_mb * 2**20}",
-               f"--nofile={limits.max_open_files}", "--core=0"]
-    return [shutil.which("unshare") or "unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--net",
-            "--ipc", "--uts", "--mount", "--propagation", "private",
-            "/bin/sh", "-c", _NAMESPACE_SETUP, "sandbox-setup", f"{limits.tmpfs_mb}m", str(uid),
-            shutil.which("prlimit") or "prlimit", *prlimit, "--",
-            shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all",
-            python, "-I", "-c", _LOADER]
-
-
-def _rlimit_arguments(limits: Limits) -> list[str]:
-    """`RLIMIT_X=value` for the loader, never above this process's hard limits."""
-    names = {getattr(resource, name): name for name in dir(resource) if name.startswith("RLIMIT_")}
-    arguments = []
-    for kind, value in _rlimits(limits).items():
-        hard = resource.getrlimit(kind)[1]
-        arguments.append(f"{names[kind]}={value if hard == resource.RLIM_INFINITY else min(value, hard)}")
-    return arguments
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the flock
+            self._fd = None
 
 
 def _kill_uid(uid: int, patience_s: float = 2.0) -> None:
-    """SIGKILL every process owned by `uid` (the sandbox's own uid) until none is left."""
+    """SIGKILL every process owned by `uid` until none is left (used when there is no cgroup)."""
     deadline = time.monotonic() + patience_s
     while True:
         found = 0
@@ -166,50 +165,14 @@ def _kill_uid(uid: int, patience_s: float = 2.0) -> None:
         time.sleep(0.01)
 
 
-def _kill_all(proc: subprocess.Popen, mode: str, uid: int | None) -> None:
-    """End the run and everything it started. Namespace mode: SIGKILL the namespace's init, whose
-    exit kills every process inside and waits for them; `unshare` exits after that. Then the
-    process group, and anything still running under the sandbox uid."""
-    if mode == "namespace":
-        try:
-            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        except OSError:
-            children = []
-        for pid in children:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        log.error("sandbox: process %d did not die after SIGKILL", proc.pid)
-    if uid is not None:
-        _kill_uid(uid)
-
-
-def _wait_for_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
-    """True when the process exits within `timeout_s`. A pidfd wakes at once (Popen.wait polls)."""
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        try:
-            proc.wait(timeout=timeout_s)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:
-        return bool(select.select([pidfd], [], [], timeout_s)[0])
-    finally:
-        os.close(pidfd)
+def _named_rlimits(limits: Limits) -> dict[str, int]:
+    """{"RLIMIT_X": value}, never above this process's hard limits."""
+    names = {getattr(resource, name): name for name in dir(resource) if name.startswith("RLIMIT_")}
+    named = {}
+    for kind, value in _rlimits(limits).items():
+        hard = resource.getrlimit(kind)[1]
+        named[names[kind]] = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    return named
 
 
 def _read_tail(path: Path, max_chars: int = 1 << 20) -> str:
@@ -218,46 +181,153 @@ def _read_tail(path: Path, max_chars: int = 1 << 20) -> str:
         return f.read().decode("utf-8", errors="replace")
 
 
-def _run(program: str, stdin: str, limits: Limits, mode: str, python: str) -> SandboxResult:
-    encoded = program.encode()
-    with tempfile.TemporaryDirectory(prefix="r1zero-sandbox-") as tmp:
-        stdin_path, out_path, err_path = (Path(tmp) / name for name in ("stdin", "stdout", "stderr"))
+class SandboxedProcess:
+    """One sandboxed run: started by the constructor, ended (everything killed, the uid and
+    cgroup released) by `finish()`. `pass_fds` are inherited by the program (pipes to a peer)."""
+
+    def __init__(self, program: str, stdin: str = "", limits: Limits | None = None, mode: str | None = None,
+                 pass_fds: tuple[int, ...] = ()):
+        self.limits = limits or Limits()
+        detected_mode, python = _detected()
+        self.mode = mode or detected_mode
+        if self.mode not in ("namespace", "process_group"):
+            raise ValueError(f"sandbox mode must be 'namespace' or 'process_group', not {self.mode!r}")
+        if self.mode == "namespace" and detected_mode != "namespace":
+            raise RuntimeError("sandbox: namespace mode is not available on this machine")
+        self._start(program, stdin, python if self.mode == "namespace" else sys.executable, pass_fds)
+
+    def _start(self, program: str, stdin: str, python: str, pass_fds: tuple[int, ...]) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="r1zero-sandbox-")
+        tmp = Path(self._tmp.name)
+        self._out, self._err = tmp / "stdout", tmp / "stderr"
+        stdin_path = tmp / "stdin"
+        encoded = program.encode()
         stdin_path.write_bytes(b"%d\n" % len(encoded) + encoded + stdin.encode())
-        uid = _next_uid() if mode == "namespace" else None
-        if mode == "namespace":
-            command, env, cwd = _namespace_command(python, limits, uid), _environment("/tmp/work"), "/"
+        self._lease, self.cgroup = None, None
+        if self.mode == "namespace":
+            self._lease = UidLease()
+            self.cgroup = SampleCgroup.create(f"uid-{self._lease.uid}", self.limits.memory_mb * 2**20,
+                                              self.limits.max_processes)
+            if self.cgroup is None:
+                _kill_uid(self._lease.uid)  # a run whose parent died may have left processes
+            (tmp / "root").mkdir()
+            command = namespace_command(python, tmp / "root", self._lease.uid, self.limits.tmpfs_mb,
+                                        self.cgroup.join_paths() if self.cgroup else [],
+                                        _named_rlimits(self.limits), _LOADER, _environment("/tmp"))
+            env, cwd = _environment("/tmp"), "/"
         else:
-            workdir = Path(tmp) / "work"
+            workdir = tmp / "work"
             workdir.mkdir()
-            command = [python, "-I", "-c", _LOADER, *_rlimit_arguments(limits)]
+            command = [python, "-I", "-S", "-c", _LOADER,
+                       *(f"{name}={value}" for name, value in _named_rlimits(self.limits).items())]
             env, cwd = _environment(str(workdir)), str(workdir)
-        start = time.monotonic()
-        with open(stdin_path, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
-            proc = subprocess.Popen(command, stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=cwd,
-                                    start_new_session=True, close_fds=True)
-            stdin_path.unlink()  # the program holds it open; no one can open it again by name
-            timed_out = not _wait_for_exit(proc, limits.wall_s)
-            _kill_all(proc, mode, uid)
-        seconds = time.monotonic() - start
-        return SandboxResult(proc.returncode, _read_tail(out_path), _read_tail(err_path), seconds, timed_out, mode)
+        self._start_time = time.monotonic()
+        with open(stdin_path, "rb") as fin, open(self._out, "wb") as fout, open(self._err, "wb") as ferr:
+            self.proc = subprocess.Popen(command, stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=cwd,
+                                         start_new_session=True, close_fds=True, pass_fds=pass_fds)
+        stdin_path.unlink()  # the program holds it open; no one can open it again by name
+        self.timed_out = self.cpu_exceeded = False
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait until the program exits (True), its wall time (default) or CPU time runs out, or
+        `timeout_s` passes (False). A pidfd wakes at once; the cgroup's CPU total is polled."""
+        deadline = self._start_time + self.limits.wall_s
+        if timeout_s is not None:
+            deadline = min(deadline, time.monotonic() + timeout_s)
+        try:
+            pidfd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.timed_out = timeout_s is None
+                    return False
+                step = min(left, 0.25) if self.cgroup else left
+                if pidfd is not None:
+                    if select.select([pidfd], [], [], step)[0]:
+                        return True
+                else:
+                    try:
+                        self.proc.wait(timeout=step)
+                        return True
+                    except subprocess.TimeoutExpired:
+                        pass
+                cpu = self.cgroup.cpu_seconds() if self.cgroup else None
+                if cpu is not None and cpu > _cpu_limit(self.limits):
+                    self.cpu_exceeded = True
+                    return False
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def _kill_all(self) -> None:
+        """End the run and everything it started: the cgroup's processes, the namespace's init
+        (whose exit kills every process inside; `unshare` exits after that), the process group,
+        and without a cgroup anything still running under the sandbox uid."""
+        if self.cgroup:
+            self.cgroup.kill()
+        if self.mode == "namespace":
+            try:
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            except OSError:
+                children = []
+            for pid in children:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.error("sandbox: process %d did not die after SIGKILL", self.proc.pid)
+        if self._lease is not None and self.cgroup is None:
+            _kill_uid(self._lease.uid)
+
+    def finish(self) -> SandboxResult:
+        """Kill whatever still runs, release the uid and cgroup, and return how it ended."""
+        try:
+            self._kill_all()
+            memory_exceeded = self.cgroup.oom_killed() if self.cgroup else False
+            if self.cgroup:
+                self.cgroup.remove()
+            seconds = time.monotonic() - self._start_time
+            return SandboxResult(self.proc.returncode, _read_tail(self._out), _read_tail(self._err), seconds,
+                                 self.timed_out, self.mode, memory_exceeded, self.cpu_exceeded,
+                                 "sample" if self.cgroup else "process")
+        finally:
+            if self._lease is not None:
+                self._lease.release()
+            self._tmp.cleanup()
 
 
 def _probe_namespace() -> str | None:
     """The interpreter that runs in namespace mode here, or None when that mode does not work.
-
-    This Python counts only if the sandbox uid runs it whole (a Python under /root may start but
-    load another build's library and standard library); another one only needs to work."""
+    This Python's own install counts only if it runs whole inside (same version string)."""
     if sys.platform != "linux" or os.geteuid() != 0:
         return None
-    if not all(shutil.which(tool) for tool in ("unshare", "prlimit", "setpriv", "mount")):
+    if not available():
         return None
-    candidates = dict.fromkeys(p for p in (sys.executable, "/usr/bin/python3", shutil.which("python3")) if p)
+    base = os.path.join(sys.base_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+    candidates = dict.fromkeys(p for p in (base, sys.executable, "/usr/bin/python3") if p and os.path.exists(p))
     for python in candidates:
         try:
-            result = _run("import sys, json; print(sys.version)", "", Limits(wall_s=20), "namespace", python)
-        except OSError:
+            box = SandboxedProcess.__new__(SandboxedProcess)
+            box.limits, box.mode = Limits(wall_s=20), "namespace"
+            box._start(f"import os, sys; print(sys.version); print(os.path.exists({__file__!r}))", "", python, ())
+            box.wait()
+            result = box.finish()
+        except OSError as e:
+            log.debug("sandbox probe with %s: %s", python, e)
             continue
-        if result.returncode == 0 and (python != sys.executable or result.stdout.strip() == sys.version):
+        version, _, sees_host = result.stdout.rstrip("\n").rpartition("\n")
+        if result.returncode == 0 and sees_host == "False" and (
+                os.path.realpath(python) != os.path.realpath(base) or version == sys.version):
             return python
         log.debug("sandbox probe with %s: %s %s", python, result.stdout[-200:], result.stderr[-500:])
     return None
@@ -267,9 +337,10 @@ def _probe_namespace() -> str | None:
 def _detected() -> tuple[str, str]:
     python = _probe_namespace()
     if python is not None:
-        log.info("sandbox: namespace mode (pid+net+mount namespaces, uid drop), interpreter %s", python)
+        log.info("sandbox: namespace mode (pid+net+mount namespaces, read-only root, uid drop), interpreter %s",
+                 python)
         return "namespace", python
-    log.warning("sandbox: namespaces unavailable (needs Linux, root, util-linux unshare/setpriv); "
+    log.warning("sandbox: namespaces unavailable (needs Linux, root, util-linux unshare/setpriv/pivot_root); "
                 "falling back to process-group mode: no network isolation, writes are not contained")
     return "process_group", sys.executable
 
@@ -290,14 +361,9 @@ def run_python(program: str, stdin: str = "", limits: Limits | None = None, mode
     >>> run_python("print(input()[::-1])", stdin="olleh\\n").stdout
     'hello\\n'
     """
-    limits = limits or Limits()
-    detected_mode, python = _detected()
-    mode = mode or detected_mode
-    if mode not in ("namespace", "process_group"):
-        raise ValueError(f"sandbox mode must be 'namespace' or 'process_group', not {mode!r}")
-    if mode == "namespace" and detected_mode != "namespace":
-        raise RuntimeError("sandbox: namespace mode is not available on this machine")
-    return _run(program, stdin, limits, mode, python if mode == "namespace" else sys.executable)
+    box = SandboxedProcess(program, stdin, limits, mode)
+    box.wait()
+    return box.finish()
 
 
 def with_limits(limits: Limits | None, **changes: float | None) -> Limits:
