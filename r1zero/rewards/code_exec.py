@@ -40,7 +40,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from r1zero.rewards.assert_plan import PURE_BUILTINS, NotSplittable, SplitTest, passes, split_test
@@ -87,6 +87,8 @@ class TestSuite:
     """An example's tests. `setup` runs in the solution's process after it (it builds inputs);
     `imports` also run before the tests; `entry_point`: each test defines HumanEval's
     `check(candidate)`, called with that function; `io_cases`: (stdin, expected stdout) pairs."""
+
+    __test__ = False  # not a pytest test class, despite the name
 
     tests: list[str] = field(default_factory=list)
     setup: str = ""
@@ -241,7 +243,9 @@ def _run_pair(code: str, suite: TestSuite, limits: Limits, call_timeout_s: float
         for fd in (requests_r, requests_w, replies_r, replies_w):
             os.close(fd)
     checker.wait()
-    verdicts, box = checker.finish(), solution.finish()
+    verdicts = checker.finish()
+    ended = solution.wait(timeout_s=1.0)  # it exits once the tests' pipe closes
+    box = solution.finish()
     reported = {line.split()[1] for line in verdicts.stdout.splitlines() if line.startswith("pass ")}
     passed = len(reported & {str(i) for i in range(len(tests))})
     errors = ["timeout" for line in verdicts.stderr.splitlines() if "RemoteError: timeout" in line or "TimeoutError" in line]
@@ -249,7 +253,8 @@ def _run_pair(code: str, suite: TestSuite, limits: Limits, call_timeout_s: float
     if verdicts.timed_out:
         errors.append("timeout")
     outcome = "passed" if passed == len(tests) else _classify(
-        box, errors, "solution failed" not in box.stderr, "the solution's process ended" not in verdicts.stderr)
+        box if ended else replace(box, returncode=0), errors, "solution failed" not in box.stderr,
+        "the solution's process ended" not in verdicts.stderr)
     return ProgramRun(passed, len(tests), box, outcome, "pair")
 
 
