@@ -52,13 +52,13 @@ def setup_policy(cfg, model_dir, device: str = "cpu"):
     return model
 
 
-def reference_logprobs(cfg, ref_model, policy, batch):
+def reference_logprobs(cfg, ref_model, policy, batch, share_prompts: bool = True):
     """Log-probs under the reference policy: the base with adapters off (LoRA), or a frozen copy."""
     with torch.no_grad():
         if cfg.lora:
             with policy.disable_adapter():
-                return completion_logprobs(policy, batch, cfg.temperature)[0]
-        return completion_logprobs(ref_model, batch, cfg.temperature)[0]
+                return completion_logprobs(policy, batch, cfg.temperature, share_prompts=share_prompts)[0]
+        return completion_logprobs(ref_model, batch, cfg.temperature)[0]  # a whole copy on each rank
 
 
 def shard_share(aggregation: str, whole_mask: torch.Tensor, part_mask: torch.Tensor) -> float:
@@ -90,6 +90,7 @@ class LocalLearner:
     def __init__(self, cfg, model, model_dir, rank: int = 0, world: int = 1, strategy: str = "ddp", seed: int = 0):
         self.cfg, self.model, self.rank, self.world, self.strategy = cfg, model, rank, world, strategy
         self.seed, self.device = seed, next(model.parameters()).device
+        self.share_prompts = not (strategy == "fsdp2" and world > 1)  # one forward per piece under FSDP
         self.loss_fn, self.loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
         self.ref_model = (load_model(model_dir, device=str(self.device)) if self.loss_cfg.beta > 0 and not cfg.lora
                           else None)
@@ -156,7 +157,8 @@ class LocalLearner:
         cfg = self.cfg
         piece = batch.select(idx).trimmed()
         T = piece.completion_mask.shape[1]
-        logp, entropy = completion_logprobs(self.model, piece, cfg.temperature, with_entropy=True)
+        logp, entropy = completion_logprobs(self.model, piece, cfg.temperature, with_entropy=True,
+                                            share_prompts=self.share_prompts)
         ref = None if ref_logp is None else ref_logp[idx, :T]  # (n, T)
         extra = {} if tis is None else {"token_weight": tis[idx, :T]}
         loss, metrics = self.loss_fn(logp, piece.old_logp, ref, piece.adv, piece.completion_mask, loss_cfg, **extra)
@@ -173,13 +175,14 @@ class LocalLearner:
 
     def reference_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
         """(N, T) log-probs of the completions under the reference policy, once for the whole batch."""
-        return torch.cat([reference_logprobs(self.cfg, self.ref_model, self.model, batch.select(idx))
+        return torch.cat([reference_logprobs(self.cfg, self.ref_model, self.model, batch.select(idx), self.share_prompts)
                           for idx in self.chunks(batch)])  # (N, T)
 
     @torch.no_grad()
     def with_trainer_old_logp(self, batch: RolloutBatch) -> tuple[RolloutBatch, torch.Tensor, dict]:
         """(batch with old_logp from this policy, TIS weights (N, T), their metrics)."""
-        trainer = torch.cat([completion_logprobs(self.model, batch.select(idx), self.cfg.temperature)[0]
+        trainer = torch.cat([completion_logprobs(self.model, batch.select(idx), self.cfg.temperature,
+                                                 share_prompts=self.share_prompts)[0]
                              for idx in self.chunks(batch)])  # (N, T)
         tis = tis_weights(trainer, batch.old_logp, batch.completion_mask, self.cfg.tis_cap)  # (N, T)
         kept = tis[batch.completion_mask]  # (K,)

@@ -69,11 +69,15 @@ def make_batch(rollouts: list[Rollout], adv: torch.Tensor, pad_id: int) -> Rollo
     return RolloutBatch(input_ids, attn, position_ids, comp_mask, old_logp, adv.float(), P)
 
 
-def completion_logprobs(model, batch: RolloutBatch, temperature: float, with_entropy: bool = False
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(logp (N, T), entropy (N, T) or None) of the completion tokens under `model`."""
+def completion_logprobs(model, batch: RolloutBatch, temperature: float, with_entropy: bool = False,
+                        share_prompts: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logp (N, T), entropy (N, T) or None) of the completion tokens under `model`.
+
+    `share_prompts=False` always makes one forward pass (FSDP: every rank must run the same number,
+    and how many the shared-prompt path makes depends on the rows).
+    """
     P, T = batch.prompt_width, batch.completion_mask.shape[1]
-    logits = shared_prompt_logits(model, batch)
+    logits = shared_prompt_logits(model, batch) if share_prompts else None
     if logits is None:
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                        position_ids=batch.position_ids, use_cache=False).logits[:, P - 1 : P + T - 1]  # (N, T, V)

@@ -79,3 +79,116 @@ def test_cluster_options_name_the_valid_keys():
         ClusterOptions.parse({"adress": "auto"})
     with pytest.raises(UserError, match="ddp, fsdp2"):
         ClusterOptions.parse({"strategy": "zero3"})
+
+
+def grpo_batch(tok, seed: int = 1):
+    """12 rows in 3 groups with random old log-probs and advantages."""
+    rows = rollouts(tok, group=4)
+    gen = torch.Generator().manual_seed(seed)
+    for r in rows:
+        r.logprobs = (-torch.rand(len(r.completion_ids), generator=gen)).tolist()
+    return make_batch(rows, torch.randn(len(rows), generator=gen), tok.pad_token_id)
+
+
+def test_reference_logprobs_are_computed_once_per_batch_and_equal_the_per_piece_values(tiny_model, monkeypatch):
+    from r1zero.train import learner as L
+
+    cfg = RLConfig(loss="grpo", loss_options={"beta": 0.01}, length_buckets=3, num_iterations=2, minibatches=2)
+    batch = grpo_batch(load_tokenizer(tiny_model))
+    learner = LocalLearner(cfg, setup_policy(cfg, tiny_model), tiny_model)
+    whole = learner.reference_logprobs(batch)  # (N, T)
+    for rows in length_pieces(batch.completion_mask, 3):  # what each piece computed before
+        piece = batch.select(rows).trimmed()
+        T = piece.completion_mask.shape[1]
+        alone = L.reference_logprobs(cfg, learner.ref_model, learner.model, piece)
+        assert torch.allclose(whole[rows, :T][piece.completion_mask], alone[piece.completion_mask], atol=1e-6)
+    calls = []
+    real = L.reference_logprobs
+    monkeypatch.setattr(L, "reference_logprobs", lambda *a: calls.append(len(a[3])) or real(*a))
+    learner.step(batch, step=1)
+    assert sum(calls) == len(batch)  # every row once, not once per piece and epoch
+
+
+def test_the_reference_model_sits_on_the_policys_device(tiny_model, monkeypatch):
+    from r1zero.train import learner as L
+
+    seen = {}
+    real = L.load_model
+    monkeypatch.setattr(L, "load_model", lambda path, **kw: seen.update(kw) or real(path, **kw))
+    cfg = RLConfig(loss="grpo", loss_options={"beta": 0.01})
+    policy = setup_policy(cfg, tiny_model)
+    learner = LocalLearner(cfg, policy, tiny_model)
+    assert seen["device"] == str(next(policy.parameters()).device)
+    assert next(learner.ref_model.parameters()).device == next(policy.parameters()).device
+
+
+def test_the_lr_schedule_advances_per_optimizer_step(tiny_model):
+    cfg = RLConfig(steps=10, minibatches=2, num_iterations=2, lr_schedule="cosine", warmup_steps=0)
+    learner = LocalLearner(cfg, setup_policy(cfg, tiny_model), tiny_model)
+    learner.step(grpo_batch(load_tokenizer(tiny_model)), step=1)
+    assert learner.scheduler.last_epoch == 4  # 2 epochs x 2 minibatches: 4 of the run's 40 optimizer steps
+
+
+def test_the_minibatch_shuffle_differs_from_step_to_step(tiny_model):
+    cfg = RLConfig(minibatches=2, length_buckets=1)
+    learner = LocalLearner(cfg, setup_policy(cfg, tiny_model), tiny_model, seed=0)
+    batch, firsts = grpo_batch(load_tokenizer(tiny_model)), []
+    real = learner.piece_backward
+    learner.piece_backward = lambda b, tis, ref, idx, *a: firsts.append(sorted(idx.tolist())) or real(b, tis, ref, idx, *a)
+    for step in (1, 2):
+        learner.step(batch, step=step)
+    assert firsts[0] != firsts[2]  # step 1's first minibatch is not step 2's
+
+
+def test_ranks_with_neighbouring_row_counts_cut_the_same_number_of_pieces():
+    mask = torch.ones(17, 5, dtype=torch.bool)
+    counts = {len(length_pieces(mask[:rows], 4, 17 // 2)) for rows in (9, 8)}
+    assert counts == {4}  # torch.chunk alone cut 9 rows into 3 pieces and 8 into 4
+    assert all(len(p) for p in length_pieces(mask[:9], 4, 8))
+
+
+def rank_main(rank: int, port: int, model_dir: str, strategy: str, out) -> None:
+    """One gloo rank of two: a learner step over 17 rows (9 here on rank 0, 8 on rank 1); reports its forwards."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        cfg = RLConfig(length_buckets=4)
+        torch.manual_seed(0)
+        learner = LocalLearner(cfg, setup_policy(cfg, model_dir), model_dir, rank, 2, strategy)
+        tok = load_tokenizer(model_dir)
+        rows = rollouts(tok, group=6)[:17]
+        batch = make_batch(rows, torch.randn(17, generator=torch.Generator().manual_seed(0)), tok.pad_token_id)
+        forwards = []
+        learner.model.register_forward_hook(lambda *a: forwards.append(1))
+        learner.step(batch, step=1)
+        out.put((rank, len(forwards)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_two_gloo_ranks_with_9_and_8_rows_run_the_same_passes(tmp_path, strategy):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    model_dir = build_tiny(tmp_path / "m", hidden_size=32, intermediate_size=64, layers=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=rank_main, args=(r, port, str(model_dir), strategy, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    hung = [p for p in procs if p.is_alive()]
+    for p in hung:
+        p.kill()
+    assert not hung, "a rank hung: the ranks ran different numbers of collective passes"
+    assert all(p.exitcode == 0 for p in procs)
+    counts = dict(out.get(timeout=5) for _ in procs)
+    assert counts[0] == counts[1] > 0, counts
