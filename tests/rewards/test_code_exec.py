@@ -1,6 +1,10 @@
 """The `code` reward: hand examples for each test format, HumanEval's canonical solutions, MBPP."""
 
+import json
+import re
 import time
+
+import pytest
 
 from r1zero.rewards import get
 from r1zero.rewards.code_exec import compose, solution_code
@@ -69,3 +73,87 @@ def test_mbpp_reference_solutions_and_partial_credit(read_data):
     print(f"\ncode on MBPP (first {len(rows)}): reference solutions score 1 on {passed.count(1.0)}")
     assert passed == [1.0] * len(rows)
     assert partial == [1 / len(r["test_list"]) for r in rows]
+
+
+def test_humaneval_tests_that_cannot_be_split_run_beside_the_solution(read_data):
+    """The 9 HumanEval tests with loops, imports or helpers go to a second sandbox; their
+    canonical solutions pass there and `return None` bodies fail."""
+    from r1zero.rewards.assert_plan import PURE_BUILTINS, NotSplittable, split_test
+    from r1zero.rewards.code_exec import TestSuite, _called_names, _parse, run_tests
+
+    def splits(row) -> bool:
+        try:
+            split_test(row["test"], _called_names(_parse(row["test"])) - set(PURE_BUILTINS), row["entry_point"],
+                       set(), [])
+            return True
+        except NotSplittable:
+            return False
+
+    rows = [r for r in read_data("humaneval/HumanEval.jsonl") if not splits(r)]
+    assert len(rows) == 9
+    runs = [(run_tests(r["prompt"] + body, TestSuite([r["test"]], entry_point=r["entry_point"])))
+            for r in rows for body in (r["canonical_solution"], "    return None\n")]
+    assert {run.how for run in runs} == {"pair"}
+    assert [run.score for run in runs] == [1.0, 0.0] * 9
+
+
+def test_mbpp_setup_code_builds_inputs_in_the_solution_process(read_data):
+    rows = [r for r in read_data("mbpp/mbpp.jsonl") if r["test_setup_code"].strip()]
+    assert len(rows) == 2  # binary trees built from the solution's own Node class
+    columns = {"test_list": [r["test_list"] for r in rows], "test_setup_code": [r["test_setup_code"] for r in rows]}
+    assert code([f"```python\n{r['code']}\n```" for r in rows], **columns) == [1.0, 1.0]
+    # The same classes, the tested function replaced by one that answers None.
+    names = [re.match(r"assert \(?(\w+)\(", r["test_list"][0]).group(1) for r in rows]
+    wrong = [f"```python\n{r['code']}\ndef {name}(*args):\n    return None\n```" for r, name in zip(rows, names)]
+    assert code(wrong, **columns) == [0.0, 0.0]
+
+
+def test_stdin_stdout_tests_compare_output_outside():
+    cases = {"inputs": ["1 2\n", "10 -3\n"], "outputs": ["3\n", "7"]}
+    right = "a, b = map(int, input().split())\nprint(a + b)\n"
+    wrong = "import sys\nprint(3)\nsys.exit(0)\n"
+    assert code([right, wrong, "print(open('/etc/hostname').read())"], input_output=[cases, cases, json.dumps(cases)]) \
+        == [1.0, 0.5, 0.0]
+
+
+def test_outcome_counts_by_kind():
+    from r1zero.rewards.code_exec import OUTCOMES
+
+    OUTCOMES.drain()
+    programs = {"passed": ADD, "failed": "def add(a, b):\n    return a - b\n",
+                "timeout": "def add(a, b):\n    while True:\n        pass\n",
+                "memory": "def add(a, b):\n    return len(bytearray(8 * 2**30))\n", "crash": "def add(a, b:\n"}
+    scores = get("code", timeout_s=3.0)(["Q"] * 5, list(programs.values()), tests=["assert add(1, 2) == 3"] * 5)
+    assert scores == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert OUTCOMES.drain() == dict.fromkeys(programs, 1)
+    assert OUTCOMES.drain() == dict.fromkeys(programs, 0)
+
+
+def test_plain_values_round_trip_and_objects_do_not_cross():
+    from collections import Counter, OrderedDict
+
+    from r1zero.rewards.plain import dumps, loads
+
+    values = [None, True, 3, -2.5, float("inf"), "é", [1, (2, 3)], {(1, 2): {"a": [None]}}, {1, 2}, frozenset({3})]
+    assert [loads(dumps(v)) for v in values] == values
+    assert type(loads(dumps((1,)))) is tuple and type(loads(dumps(True))) is bool
+    assert loads(dumps(Counter("aab"))) == {"a": 2, "b": 1} and type(loads(dumps(OrderedDict(a=1)))) is dict
+    with pytest.raises(TypeError):
+        dumps(object())
+    with pytest.raises(ValueError):
+        loads('{"eval": "1"}')
+
+
+def test_asserts_split_into_calls_and_checks_hand_computed():
+    from r1zero.rewards.assert_plan import NotSplittable, passes, split_test
+
+    calls = []
+    test = split_test("assert abs(f(1, k=[2]) - 0.5) < 1e-6\nassert set(f('x')) == {'x'}\nassert not f(None)",
+                      {"f"}, None, set(), calls)
+    assert [(c.name, c.args, c.kwargs) for c in calls] == [("f", [1], {"k": [2]}), ("f", ["x"], {}), ("f", [None], {})]
+    assert passes(test, {0: 0.5000001, 1: ["x", "x"], 2: 0}) and not passes(test, {0: 0.5, 1: ["x"], 2: 1})
+    assert not passes(test, {0: 0.5, 1: ["x"]})  # a call without a result fails its test
+    for unsplittable in ("for x in [1]:\n    assert f(x) == 1", "assert f(g(1)) == 1", "assert f(lambda: 1) == 1",
+                         "y = f(1)\nassert y == 1", "import os\nassert f(1) == 1"):
+        with pytest.raises(NotSplittable):
+            split_test(unsplittable, {"f", "g"}, None, set(), [])
