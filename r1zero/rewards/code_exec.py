@@ -338,3 +338,6 @@ def code_reward(prompts: Sequence, completions: Sequence, *, timeout_s: float = 
         return [score(i) for i in range(n)]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as threads:
         return list(threads.map(score, range(n)))
+
+
+code_reward.outcomes = OUTCOMES  # `combine` drains it into the step's metrics

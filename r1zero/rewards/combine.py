@@ -117,7 +117,8 @@ def run_with_budgets(calls: Sequence[Callable[[], Any]], timeout_s: float,
 def combine(specs: RewardSpecs, prompts: Sequence, completions: Sequence, columns: dict[str, Any] | None = None,
             timeout_s: float = 30.0, max_workers: int | None = None, stop_if_all_raise: bool = False
             ) -> tuple[list[float], dict[str, float | None], dict[str, int]]:
-    """(total per sample, {"reward/<name>": mean}, {"reward/<name>/errors": count}).
+    """(total per sample, {"reward/<name>": mean}, {"reward/<name>/errors": count}); a reward with
+    an `outcomes` counter (`code`) adds {"reward/<name>/<kind>": count}, kind passed, failed, ...
 
     With `stop_if_all_raise`, a reward that raised on every sample raises a UserError instead.
 
@@ -138,7 +139,7 @@ def combine(specs: RewardSpecs, prompts: Sequence, completions: Sequence, column
     total = [0.0] * n
     means: dict[str, float | None] = {}
     errors: dict[str, int] = {}
-    for k, (name, _, weight) in enumerate(rewards):
+    for k, (name, fn, weight) in enumerate(rewards):
         scores = []
         errors[f"reward/{name}/errors"] = 0
         for i, (kind, value) in enumerate(outcomes[k * n:(k + 1) * n]):
@@ -152,6 +153,9 @@ def combine(specs: RewardSpecs, prompts: Sequence, completions: Sequence, column
                 scores.append(value)
                 total[i] += weight * value
         means[f"reward/{name}"] = sum(scores) / len(scores) if scores else None
+        counter = getattr(fn, "outcomes", None)  # a reward that counts its samples' outcomes (`code`)
+        if counter is not None:
+            errors.update({f"reward/{name}/{kind}": count for kind, count in counter.drain().items()})
         kinds = [kind for kind, _ in outcomes[k * n:(k + 1) * n]]
         if stop_if_all_raise and n and kinds.count("error") == n:
             exc = outcomes[k * n][1]

@@ -102,14 +102,16 @@ def check_weights(learner, sampler) -> dict[str, str]:
 
 
 def score_in_process(names, prompts, texts, columns, timeout_s) -> dict:
-    """{reward name: (scores (B*G,), mean, errors)}: one `combine` call per reward, here."""
+    """{reward name: (scores (B*G,), mean, errors, {"reward/<name>/<kind>": count})}: one `combine`
+    call per reward, here; the last dict is empty unless the reward counts outcomes (`code`)."""
     from r1zero import rewards as R
 
     out = {}
     for name in names:
         scores, means, errors = R.combine([(R.reward_ref(name), 1.0)], prompts, texts, columns, timeout_s,
                                           stop_if_all_raise=True)
-        out[name] = (scores, next(iter(means.values())), next(iter(errors.values())))
+        error_count, *outcome_counts = errors.items()
+        out[name] = (scores, next(iter(means.values())), error_count[1], dict(outcome_counts))
     return out
 
 

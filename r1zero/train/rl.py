@@ -97,10 +97,12 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
         columns[key] = [e.meta.get(key) for e in examples for _ in range(G)]
     per_reward = {}  # name -> (B*G,) scores, one combine call per reward so each is kept apart
     results = score(list(dict.fromkeys([*reward_specs, accuracy_name])), prompts, texts, columns, cfg.reward_timeout_s)
-    for name, (per_reward[name], mean, errors) in results.items():
+    for name, (per_reward[name], mean, errors, *outcome_counts) in results.items():
         scored.reward_means.setdefault(f"reward/{name}", []).append(mean)
         key = f"reward/{name}/errors"
         scored.reward_errors[key] = scored.reward_errors.get(key, 0) + errors
+        for key, count in (outcome_counts[0] if outcome_counts else {}).items():  # code: passed, timeout, ...
+            scored.reward_errors[key] = scored.reward_errors.get(key, 0) + count
     total = [sum(w * per_reward[name][i] for name, w in reward_specs.items()) for i in range(len(texts))]
     scored.sampled += rollouts
     scored.sampled_rewards += total

@@ -157,3 +157,27 @@ def test_asserts_split_into_calls_and_checks_hand_computed():
                          "y = f(1)\nassert y == 1", "import os\nassert f(1) == 1"):
         with pytest.raises(NotSplittable):
             split_test(unsplittable, {"f", "g"}, None, set(), [])
+
+
+def test_outcome_counts_reach_the_rl_step_metrics():
+    """combine -> score_in_process -> score_groups -> the metrics.jsonl row: counts by kind."""
+    from r1zero.config import RLConfig
+    from r1zero.rewards import combine
+    from r1zero.train.cluster import score_in_process
+    from r1zero.train.rl import Scored, score_groups, step_metrics
+    from r1zero.types import Example, Rollout
+
+    tests = ["assert add(1, 2) == 3"]
+    _, _, counts = combine({"code": 1.0}, ["Q"] * 2, [ADD, "def add(a, b):\n    return 0\n"], {"tests": tests * 2})
+    assert counts == {"reward/code/errors": 0, "reward/code/passed": 1, "reward/code/failed": 1,
+                      "reward/code/timeout": 0, "reward/code/memory": 0, "reward/code/crash": 0}
+    cfg = RLConfig(prompts_per_step=1, group_size=3)
+    examples = [Example(prompt="add", answer="", meta={"tests": tests})]
+    texts = [ADD, "def add(a, b):\n    return len(bytearray(8 * 2**30))\n", "def add(a, b:\n"]
+    rollouts = [Rollout([1], [2], [0.0], "stop", text) for text in texts]
+    scored = Scored()
+    score_groups(cfg, examples, rollouts, {"code": 1.0}, "code", scored, score_in_process)
+    row = step_metrics(1, scored, {}, 1.0, 1.0, 3.0, 10, 1e-4)
+    assert {k: row[k] for k in row if k.startswith("reward/code/")} == {
+        "reward/code/errors": 0, "reward/code/passed": 1, "reward/code/failed": 0, "reward/code/timeout": 0,
+        "reward/code/memory": 1, "reward/code/crash": 1}
