@@ -11,8 +11,9 @@ runs anything, so every descendant is inside. Two hierarchies are handled:
 - cgroup v1 (one mount per controller): `memory.limit_in_bytes` (+ `memsw` when swap is
   accounted), `pids.max`, `cpuacct.usage`, `memory.oom_control` (oom_kill).
 
-`cgroup_backend()` says which one works here (probed once by making and removing a group). When
-none is writable (not root, a container without cgroup access), the sandbox falls back to
+`cgroup_backend()` says which one works here (probed once by making the parent group). When
+none is writable (not root, a container without cgroup access, or a v2 namespace root that holds
+processes, where controllers cannot be enabled for children), the sandbox falls back to
 rlimits per process (RLIMIT_AS for memory, RLIMIT_CPU) plus RLIMIT_NPROC on the sample's own uid,
 which caps its process count: memory is then bounded by processes x RLIMIT_AS, not in total.
 """
@@ -55,9 +56,14 @@ def _prepare() -> tuple[str, dict[str, Path]] | None:
     try:
         if v2 is not None:
             parent = v2 / GROUP
-            _write(v2 / "cgroup.subtree_control", "+memory +pids +cpu")
             parent.mkdir(exist_ok=True)
-            _write(parent / "cgroup.subtree_control", "+memory +pids +cpu")
+            for controller in ("memory", "pids", "cpu"):  # memory is required, the others are a bonus
+                try:
+                    _write(v2 / "cgroup.subtree_control", f"+{controller}")
+                    _write(parent / "cgroup.subtree_control", f"+{controller}")
+                except OSError:
+                    if controller == "memory":
+                        raise
             return "v2", {"all": parent}
         parents = {}
         for controller in V1_CONTROLLERS:
@@ -99,8 +105,9 @@ class SampleCgroup:
             if version == "v2":
                 path = group.groups["all"]
                 _write(path / "memory.max", str(memory_bytes))
-                _write(path / "memory.swap.max", "0")
-                _write(path / "pids.max", str(max_processes))
+                for setting, value in (("memory.swap.max", 0), ("pids.max", max_processes)):
+                    if (path / setting).exists():  # absent without swap accounting or the pids controller
+                        _write(path / setting, str(value))
             else:
                 memory = group.groups["memory"]
                 _write(memory / "memory.limit_in_bytes", str(memory_bytes))

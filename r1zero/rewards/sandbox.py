@@ -204,6 +204,17 @@ class SandboxedProcess:
         encoded = program.encode()
         stdin_path.write_bytes(b"%d\n" % len(encoded) + encoded + stdin.encode())
         self._lease, self.cgroup = None, None
+        try:
+            self._launch(tmp, stdin_path, python, pass_fds)
+        except BaseException:
+            if self.cgroup:
+                self.cgroup.remove()
+            if self._lease is not None:
+                self._lease.release()
+            self._tmp.cleanup()
+            raise
+
+    def _launch(self, tmp: Path, stdin_path: Path, python: str, pass_fds: tuple[int, ...]) -> None:
         if self.mode == "namespace":
             self._lease = UidLease()
             self.cgroup = SampleCgroup.create(f"uid-{self._lease.uid}", self.limits.memory_mb * 2**20,
@@ -231,7 +242,7 @@ class SandboxedProcess:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until the program exits (True), its wall time (default) or CPU time runs out, or
         `timeout_s` passes (False). A pidfd wakes at once; the cgroup's CPU total is polled."""
-        deadline = self._start_time + self.limits.wall_s
+        wall_deadline = deadline = self._start_time + self.limits.wall_s
         if timeout_s is not None:
             deadline = min(deadline, time.monotonic() + timeout_s)
         try:
@@ -242,7 +253,7 @@ class SandboxedProcess:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self.timed_out = timeout_s is None
+                    self.timed_out = deadline >= wall_deadline
                     return False
                 step = min(left, 0.25) if self.cgroup else left
                 if pidfd is not None:

@@ -304,3 +304,31 @@ def test_process_group_fallback_runs_and_kills():
     assert ok.mode == "process_group" and "R1ZERO_SECRET" not in ok.stdout and "HOME" in ok.stdout
     slow = run_python("while True: pass", mode="process_group", limits=Limits(wall_s=1.0))
     assert slow.timed_out
+
+
+@pytest.mark.skipif(cgroup_backend() is None or not NAMESPACE,
+                    reason="no writable cgroup here: CPU time is bounded per process (RLIMIT_CPU) only")
+def test_cpu_time_is_bounded_across_the_sample_processes():
+    spin = "import os\nfor _ in range(3):\n    if os.fork() == 0:\n        break\nwhile True:\n    pass\n"
+    result = run_python(spin, limits=Limits(wall_s=30.0, cpu_s=2))
+    assert result.cpu_exceeded and not result.timed_out and result.seconds < 15
+
+
+@pytest.mark.skipif(not NAMESPACE, reason="process-group fallback: as root, RLIMIT_NPROC does not bind")
+def test_process_count_is_bounded_per_sample():
+    forks = ("import os, time\nstarted = 0\nfor _ in range(100):\n    try:\n        if os.fork() == 0:\n"
+             "            time.sleep(2)\n            os._exit(0)\n        started += 1\n    except OSError:\n"
+             "        break\nprint(started)\n")
+    result = run_python(forks, limits=Limits(wall_s=10.0, max_processes=16))
+    assert 10 <= int(result.stdout) < 16
+
+
+def test_the_process_group_fallback_decides_outside_too(monkeypatch):
+    from r1zero.rewards import sandbox
+
+    monkeypatch.setattr(sandbox, "_detected", lambda: ("process_group", sys.executable))
+    solution = "def answer(x):\n    return x * 7\n"
+    split = run_tests(solution, ["assert answer(6) == 42", "assert answer(1) == 0"], limits=LIMITS)
+    paired = run_tests(solution, ["for x in [6]:\n    assert answer(x) == 42"], limits=LIMITS)
+    liar = run_tests(ATTACKS[2].code, ATTACKS[2].tests, limits=LIMITS)
+    assert (split.passed, split.sandbox.mode, paired.score, paired.how, liar.score) == (1, "process_group", 1.0, "pair", 0.0)
