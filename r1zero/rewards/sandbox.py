@@ -4,12 +4,13 @@
 `SandboxedProcess` is the same, started and finished in two steps (to run two sandboxes that talk
 through pipes, see `code_exec.py`). Two modes, chosen once per process by a probe (`sandbox_mode()`):
 
-- "namespace" (Linux, as root, util-linux `unshare`, `mount`, `pivot_root`, `prlimit`, `setpriv`):
-  new PID, network, mount, IPC and UTS namespaces. The root is a fresh tmpfs holding only what the
-  interpreter needs, read-only: /usr (with the /bin, /lib symlinks), /etc/ld.so.cache, the Python
+- "namespace" (Linux x86_64/aarch64, as root, util-linux `unshare`; set-up in `sandbox_root.py`):
+  new PID, network, mount, IPC and UTS namespaces. The root is a new read-only one holding only
+  what the interpreter needs: /usr (with the /bin, /lib symlinks), /etc/ld.so.cache, the Python
   install (`sys.base_prefix`, mounted at /python when it lives elsewhere, e.g. under /root), a
   new /proc, /dev/null, zero, random, urandom; /tmp is a small private tmpfs, the program's
-  fresh working dir. The project, the data, home folders and the host's /tmp do not exist there.
+  fresh working dir. The project, the data, home folders and the host's /tmp do not exist there,
+  and the interpreter runs with -I -S: the standard library only.
   The program is PID 1 of its namespace, so when it ends or is killed every process it started
   dies with it. The network namespace has only a down loopback. The program runs as an
   unprivileged uid of its own, with no capabilities and no_new_privs. Uids come from a range no

@@ -26,7 +26,7 @@ from r1zero.rewards.cgroups import cgroup_backend
 from r1zero.rewards.code_exec import TestSuite, run_tests
 from r1zero.rewards.sandbox import Limits, run_python, sandbox_mode
 
-LIMITS = Limits(wall_s=4.0)
+LIMITS = Limits(wall_s=2.0)
 NAMESPACE = sandbox_mode() == "namespace"
 REPO = Path(__file__).resolve().parents[2]
 DATA_FILE = (REPO / ".." / "shared" / "data" / "humaneval" / "HumanEval.jsonl").resolve()
@@ -256,7 +256,7 @@ def test_eight_processes_of_300_mb_are_stopped_by_a_1_gb_sample_limit():
             pid = os.fork()
             if pid == 0:
                 block = b"x" * (300 * 2**20)  # written, so resident
-                time.sleep(5)
+                time.sleep(2)
                 os._exit(0)
             children.append(pid)
         alive = sum(os.waitpid(pid, 0)[1] == 0 for pid in children)
