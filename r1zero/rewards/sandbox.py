@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 SANDBOX_UID_BASE = 2_000_000  # uids 2,000,000 .. 2,000,999: no account owns them
 SANDBOX_UID_COUNT = 1000
-LOCK_DIR = Path(os.environ.get("R1ZERO_SANDBOX_LOCKS", "/run/lock/r1zero-sandbox-uids"))
+STATE_DIR = Path(os.environ.get("R1ZERO_SANDBOX_STATE", "/run/lock/r1zero-sandbox"))  # uids/: locks, roots/
 
 # The interpreter's first code: apply the rlimits given as arguments (process-group mode; namespace
 # mode sets them before the exec), give back `exit` and `quit` (-S skips `site`, which defines
@@ -127,12 +127,12 @@ class UidLease:
     _counter = 0
 
     def __init__(self) -> None:
-        LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (STATE_DIR / "uids").mkdir(mode=0o700, parents=True, exist_ok=True)
         UidLease._counter += 1
         start = (os.getpid() * 31 + UidLease._counter) % SANDBOX_UID_COUNT
         for k in range(SANDBOX_UID_COUNT):
             uid = SANDBOX_UID_BASE + (start + k) % SANDBOX_UID_COUNT
-            fd = os.open(LOCK_DIR / str(uid), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            fd = os.open(STATE_DIR / "uids" / str(uid), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -222,8 +222,8 @@ class SandboxedProcess:
                                               self.limits.max_processes)
             if self.cgroup is None:
                 _kill_uid(self._lease.uid)  # a run whose parent died may have left processes
-            (tmp / "root").mkdir()
-            command = namespace_command(python, tmp / "root", self._lease.uid, self.limits.tmpfs_mb,
+            root = STATE_DIR / "roots" / str(self._lease.uid)  # the lease makes it this run's alone
+            command = namespace_command(python, root, self._lease.uid, self.limits.tmpfs_mb,
                                         self.cgroup.join_paths() if self.cgroup else [],
                                         _named_rlimits(self.limits), _LOADER, _environment("/tmp"))
             env, cwd = _environment("/tmp"), "/"

@@ -24,7 +24,7 @@ import pytest
 
 from r1zero.rewards.cgroups import cgroup_backend
 from r1zero.rewards.code_exec import TestSuite, run_tests
-from r1zero.rewards.sandbox import Limits, run_python, sandbox_mode
+from r1zero.rewards.sandbox import STATE_DIR, Limits, run_python, sandbox_mode
 
 LIMITS = Limits(wall_s=2.0)
 NAMESPACE = sandbox_mode() == "namespace"
@@ -203,7 +203,7 @@ def test_a_call_that_hangs_costs_only_its_test():
 @pytest.mark.skipif(not NAMESPACE, reason="process-group fallback: the host's files are visible there")
 def test_the_sandbox_sees_only_the_interpreter():
     paths = [str(REPO / "README.md"), str(DATA_FILE.parent), str(Path.home() / ".bashrc"), str(Path.home()),
-             "/etc/passwd", "/sys/fs/cgroup", "/var", tempfile.gettempdir() + "/r1zero-sandbox-uids"]
+             "/etc/passwd", "/sys/fs/cgroup", "/var", str(STATE_DIR), tempfile.gettempdir() + "/r1zero-sandbox"]
     result = run_python(f"import os\nfor p in {paths!r}:\n    print(p, os.path.exists(p))\n"
                         "print('stdlib', __import__('json').dumps([1]))\n")
     assert result.returncode == 0, result.stderr
