@@ -24,7 +24,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1zero.rewards.plain import encode
+from r1zero.rewards.plain import TYPES, encode
 
 PURE_BUILTINS = {f.__name__: f for f in (abs, round, len, set, frozenset, sorted, list, tuple, min, max, sum, int,
                                           float, str, bool, all, any, dict)}
@@ -74,7 +74,7 @@ def _binary(op: type, left: Any, right: Any) -> Any:
     if op is ast.Mult and (isinstance(left, (str, list, tuple)) or isinstance(right, (str, list, tuple))):
         if max(abs(x) for x in (left, right) if type(x) is int) > MAX_REPEAT:
             raise ValueError("repetition too long for the checker")
-    elif not all(type(x) in (int, float, bool) for x in (left, right)) and op is not ast.Add:
+    elif not all(type(x) in (int, float, complex, bool) for x in (left, right)) and op is not ast.Add:
         raise TypeError("arithmetic on numbers only")
     return _number(_BINARY[op](_number(left), _number(right)))
 
@@ -145,6 +145,8 @@ class _Splitter(ast.NodeTransformer):
     def _argument(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Name) and node.id in self.refs:
             return {"ref": node.id}
+        if isinstance(node, ast.Name) and node.id in TYPES and node.id not in self.constants:
+            return {"type": node.id}  # remove_datatype(values, int)
         if isinstance(node, ast.Starred):
             raise NotSplittable("starred argument")
         try:

@@ -23,6 +23,8 @@ nothing. Tests that cannot be split into calls and comparisons (loops, helpers, 
 passed around) run in a second sandbox (`harness.test_runner`) that holds the tests and reaches
 the solution's sandbox only through a pipe of plain data; that costs a second interpreter start
 per sample (about twice the time of a split sample) and refuses non-plain arguments and results.
+There, a name the test calls that neither it nor the trusted `code_prompt` defines (HumanEval's
+`encode_cyclic` when no prompt column is given) is the solution's, called through the pipe.
 
 Each sample's outcome (passed, failed, timeout, memory, crash) is counted in `OUTCOMES`, which
 `combine` drains into the step's metrics. Departures from HumanEval's evaluator: one sandbox per
@@ -36,6 +38,7 @@ import ast
 import builtins
 import json
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -164,6 +167,10 @@ def _bound_names(tree: ast.AST) -> set[str]:
     return names
 
 
+def _top_level_names(tree: ast.AST) -> set[str]:
+    return {node.name for node in getattr(tree, "body", []) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
 def _parse(source: str) -> ast.AST:
     try:
         return ast.parse(source)
@@ -223,14 +230,16 @@ def _run_pair(code: str, suite: TestSuite, limits: Limits, call_timeout_s: float
     refs = _bound_names(_parse(suite.setup))
     loaded = {n.id for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     bound = set().union(*(_bound_names(tree) for tree in trees), _bound_names(_parse(suite.imports)))
-    remote = (loaded - bound - set(dir(builtins)) - prompt_names - refs) | ({suite.entry_point} - {None})
+    free = loaded - bound - set(dir(builtins)) - prompt_names - refs
+    modules = free & set(sys.stdlib_module_names)
+    remote = (free - modules) | ({suite.entry_point} - {None})
     requests_r, requests_w = os.pipe()  # tests -> solution
     replies_r, replies_w = os.pipe()  # solution -> tests
     solution_spec = {"solution": code, "setup": suite.imports + "\n" + suite.setup, "requests_fd": requests_r,
                      "replies_fd": replies_w, "call_timeout_s": call_timeout_s}
     test_spec = {"tests": tests, "prompt": suite.code_prompt, "imports": suite.imports, "setup": suite.setup,
-                 "remote_names": sorted(remote),
-                 "ref_names": sorted(refs), "to_fd": requests_w, "from_fd": replies_r, "call_timeout_s": call_timeout_s}
+                 "remote_names": sorted(remote), "module_names": sorted(modules), "ref_names": sorted(refs), "to_fd": requests_w, "from_fd": replies_r,
+                 "call_timeout_s": call_timeout_s}
     try:
         solution = SandboxedProcess(solution_server(), json.dumps(solution_spec) + "\n", limits,
                                     pass_fds=(requests_r, replies_w))
@@ -287,9 +296,12 @@ def run_tests(code: str, tests: list[str] | TestSuite, setup: str = "", limits: 
     if suite.io_cases:
         return _run_io(code, suite, limits)
     refs = _bound_names(_parse(suite.setup))
+    # A builtin's name is the solution's when it defines it at top level (MBPP 126 defines `sum`);
+    # such a call splits only with constant arguments, so it cannot wrap and fool a comparison.
+    builtins_here = set(PURE_BUILTINS) - _top_level_names(_parse(code))
     calls: list = []
     try:
-        split = [split_test(t, _called_names(_parse(t)) - set(PURE_BUILTINS) - refs, suite.entry_point, refs, calls)
+        split = [split_test(t, _called_names(_parse(t)) - builtins_here - refs, suite.entry_point, refs, calls)
                  for t in suite.tests]
     except (NotSplittable, SyntaxError):
         return _run_pair(code, suite, limits, call_timeout_s)

@@ -2,8 +2,10 @@
 
 - `solution_server()`: loads the solution (then MBPP's setup code, which builds inputs), then
   answers call requests, one JSON line each: {"id", "name", "args", "kwargs"} -> {"id", "value"}
-  or {"id", "error"}. Values cross as `plain.py` data; the process never sees a test, an expected
-  value or a verdict, so there is nothing in it for the solution to find or forge.
+  or {"id", "error"}. Each call has a CPU-time budget (and three times that in wall time, for a
+  call that sleeps), so a loaded host does not fail slow honest calls. Values cross as
+  `plain.py` data; the process never sees a test, an expected value or a verdict, so there is
+  nothing in it for the solution to find or forge.
 - `test_runner()`: runs test source that the trusted side could not split into calls and
   comparisons (loops, helpers, `candidate` passed around). It holds the tests, so it runs in a
   sandbox of its own; the names the tests call on the solution are proxies that send requests to
@@ -30,12 +32,18 @@ def _on_alarm(signum, frame):
 
 def _answer(namespace, request, timeout_s):
     try:
-        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        signal.setitimer(signal.ITIMER_PROF, timeout_s)  # CPU time: a busy host slows a call, does not fail it
+        signal.setitimer(signal.ITIMER_REAL, 3 * timeout_s)  # a call that sleeps
         try:
             fn = namespace[request["name"]]
             value = fn(*decode(request["args"], namespace), **decode(request["kwargs"], namespace))
-            return json.dumps({"id": request["id"], "value": encode(value)}, allow_nan=False)
+            try:
+                return json.dumps({"id": request["id"], "value": encode(value)}, allow_nan=False)
+            except TypeError:  # an object (MBPP's Pair): kept here, the tests get a handle to pass back
+                namespace["#%d" % request["id"]] = value
+                return json.dumps({"id": request["id"], "ref": "#%d" % request["id"]})
         finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _CallTimeout:
         return json.dumps({"id": request["id"], "error": "timeout"})
@@ -49,6 +57,7 @@ def _serve():
     replies = os.fdopen(os.dup(spec["replies_fd"]), "w")
     sys.stdout = open(os.devnull, "w")  # the solution's own prints are not replies
     signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
     try:
         exec(compile(spec["solution"], "solution.py", "exec"), namespace)
@@ -75,8 +84,10 @@ class Ref:
     def __init__(self, name):
         self.name = name
 
-def _arg(value):
-    return {"ref": value.name} if type(value) is Ref else encode(value)
+_encode_plain = encode
+
+def encode(value, depth=0):  # plain.encode's recursion comes here too, so nested refs cross as well
+    return {"ref": value.name} if type(value) is Ref else _encode_plain(value, depth)
 
 class _Solution:
     """The solution's sandbox, seen through two pipes."""
@@ -106,12 +117,14 @@ class _Solution:
 
     def call(self, name, args, kwargs):
         self.next_id += 1
-        request = {"id": self.next_id, "name": name, "args": [_arg(a) for a in args],
-                   "kwargs": {"dict": [[k, _arg(v)] for k, v in kwargs.items()]}}
+        request = {"id": self.next_id, "name": name, "args": [encode(a) for a in args],
+                   "kwargs": {"dict": [[k, encode(v)] for k, v in kwargs.items()]}}
         data = (json.dumps(request, allow_nan=False) + "\n").encode()
         while data:
             data = data[os.write(self.to_fd, data):]
         message = self.reply(self.next_id)
+        if type(message.get("ref")) is str:
+            return Ref(message["ref"])
         if "error" in message or "value" not in message:
             raise RemoteError(str(message.get("error")))
         return decode(message["value"])
@@ -126,13 +139,18 @@ def _main():
     spec = json.loads(sys.stdin.read())
     report = os.fdopen(os.dup(1), "w")
     sys.stdout = open(os.devnull, "w")
-    solution = _Solution(spec["to_fd"], spec["from_fd"], spec["call_timeout_s"] + 1.0)
+    solution = _Solution(spec["to_fd"], spec["from_fd"], 3 * spec["call_timeout_s"] + 1.0)
     namespace = {"__name__": "__test__", "__builtins__": builtins}
     try:
         exec(compile(spec["prompt"], "prompt.py", "exec"), namespace)
     except BaseException:
         pass
     namespace.update({name: solution.proxy(name) for name in spec["remote_names"]})
+    for name in spec["module_names"]:  # `sys` used by a test that counted on the solution importing it
+        try:
+            namespace[name] = __import__(name)
+        except ImportError:
+            pass
     built = dict(namespace)  # the setup, run here too: names it builds from plain values are trusted
     try:
         exec(compile(spec["setup"], "setup.py", "exec"), built)

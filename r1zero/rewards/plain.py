@@ -6,8 +6,10 @@ list, tuple, dict, set, frozenset, and their subclasses as their base's data; an
 fails), and `decode` rebuilds fresh Python values from JSON, so the trusted side only ever
 compares its own objects: a result whose `__eq__` is always True arrives as data or not at all. Lists and JSON scalars are themselves; every JSON object is a tag:
 {"tuple": [...]}, {"set": [...]}, {"frozenset": [...]}, {"dict": [[k, v], ...]} (keys of any plain
-hashable type), {"float": "inf" | "-inf" | "nan"}, and, in call arguments only, {"ref": name}: a
-value the solution's process built from trusted setup code (MBPP's `test_setup_code`).
+hashable type), {"float": "inf" | "-inf" | "nan"}, {"complex": [re, im]}, {"type": "int"} (the
+builtin types named in TYPES, which tests pass as arguments), and, in call arguments only,
+{"ref": name}: a value held by the solution's process (built there by trusted setup code, as
+MBPP's `test_setup_code` trees, or a non-plain result it handed back as a reference).
 
 This file is also sent as source text into sandboxed processes (they cannot import r1zero), so it
 imports only the standard library and defines nothing that needs the package.
@@ -17,6 +19,7 @@ import json
 import math
 
 MAX_DEPTH = 100  # deeper values fail to encode (a self-referencing list would otherwise recurse)
+TYPES = {t.__name__: t for t in (int, float, complex, str, bool, list, tuple, dict, set, frozenset)}
 
 
 def encode(value, depth=0):
@@ -34,6 +37,10 @@ def encode(value, depth=0):
     if isinstance(value, float):
         value = float.__float__(value)
         return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, complex):
+        return {"complex": [encode(complex.__complex__(value).real), encode(complex.__complex__(value).imag)]}
+    if type(value) is type and TYPES.get(value.__name__) is value:
+        return {"type": value.__name__}
     if isinstance(value, list):
         return [encode(item, depth + 1) for item in list.__iter__(value)]
     if isinstance(value, tuple):
@@ -60,10 +67,14 @@ def decode(data, refs=None):
         return float(body)
     if tag == "ref" and refs is not None and type(body) is str:
         return refs[body]
+    if tag == "type" and body in TYPES:
+        return TYPES[body]
     if type(body) is not list:
         raise ValueError("not an encoded plain value")
     if tag == "tuple":
         return tuple(decode(item, refs) for item in body)
+    if tag == "complex" and len(body) == 2:
+        return complex(*(decode(part) for part in body))
     if tag in ("set", "frozenset"):
         items = [decode(item, refs) for item in body]
         return set(items) if tag == "set" else frozenset(items)

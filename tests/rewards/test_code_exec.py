@@ -181,3 +181,14 @@ def test_outcome_counts_reach_the_rl_step_metrics():
     assert {k: row[k] for k in row if k.startswith("reward/code/")} == {
         "reward/code/errors": 0, "reward/code/passed": 1, "reward/code/failed": 0, "reward/code/timeout": 0,
         "reward/code/memory": 1, "reward/code/crash": 1}
+
+
+def test_builtin_names_objects_complex_numbers_and_types_as_in_mbpp():
+    shadow = "def sum(a, b):\n    return a * b\n"  # MBPP 126 defines its own `sum`
+    fooled = "def sorted(x):\n    return [1, 2]\ndef f(x):\n    return None\n"  # a redefinition cannot wrap a result
+    objects = "class Box:\n    def __init__(self, v):\n        self.v = v\ndef unwrap(boxes):\n    return [b.v for b in boxes]\n"
+    numbers = "def conj(z):\n    return z.conjugate()\ndef keep(values, kind):\n    return [v for v in values if type(v) is kind]\n"
+    assert code([shadow, fooled, objects, numbers],
+                tests=[["assert sum(2, 3) == 6"], ["assert sorted(f(3)) == [1, 2]"],
+                       ["assert unwrap([Box(3), Box(4)]) == [3, 4]"],
+                       ["assert conj(1+2j) == 1-2j", "assert keep([1, 'a', 2.5], str) == ['a']"]]) == [1.0, 0.0, 1.0, 1.0]
