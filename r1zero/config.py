@@ -76,6 +76,18 @@ class PretrainConfig:
     ops: str = doc("+-*", "operations in the corpus")
     direct_share: float = doc(0.15, "share of documents answered directly, with an empty <think>", bounds='[0, 1]')
     slip_share: float = doc(0.15, "share of worked solutions carrying one consistent slip", bounds='[0, 1]')
+    recheck_share: float = doc(0.0, "share of worked solutions that re-check (`~`): the first column, then each "
+                                    "later one with probability recheck_density, whether or not it slipped; a "
+                                    "slip found is corrected (`!`)", "Physics of LMs 2.2 (retry data)",
+                               bounds='[0, 1]')
+    recheck_density: float = doc(0.75, "chance that a later column of a re-checking solution is re-checked",
+                                 bounds='[0, 1]')
+    drill_share: float = doc(0.0, "share of documents that are verification exercises: column steps, half of "
+                                  "them wrong, each re-checked and corrected (no problem, no solution)",
+                             bounds='[0, 1]')
+    hard_share: float = doc(0.0, "share of problems with max_digits+1..hard_digits digits (a little exposure "
+                                 "beyond the usual range, for RL to grow)", "arXiv 2512.07783", bounds='[0, 1]')
+    hard_digits: int = doc(5, "largest problems drawn for `hard_share`", bounds='[1, 6]')
     loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
@@ -114,6 +126,12 @@ class EvalConfig:
     min_digits: int = doc(2, "arithmetic: smallest held-out problems", bounds='[1, inf)')
     max_digits: int = doc(3, "arithmetic: largest held-out problems", bounds='[1, inf)')
     ops: str = doc("+-*", "arithmetic: operations")
+    hard_problems: int = doc(0, "arithmetic: problems of a harder held-out split, reported under `hard/`; 0 = none",
+                             bounds='[0, inf)')
+    hard_samples: int = doc(64, "samples per hard problem (hard/pass@k up to this k)", "arXiv 2512.07783",
+                            bounds='[1, inf)')
+    hard_min_digits: int = doc(4, "arithmetic: smallest hard problems", bounds='[1, 6]')
+    hard_max_digits: int = doc(5, "arithmetic: largest hard problems", bounds='[1, 6]')
 
 
 @dataclass
@@ -151,6 +169,10 @@ class RLConfig:
     weight_decay: float = doc(0.0, "AdamW weight decay", bounds='[0, inf)')
     grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
     dynamic_sampling: bool = doc(True, "drop groups whose rewards are all equal and draw more prompts", "DAPO")
+    curriculum: dict = doc({}, "difficulty curriculum over the task's levels, e.g. {levels: [3, 4], threshold: 0.7}: "
+                               "the next level unlocks when the hardest one passes `threshold` of its last "
+                               "`window` samples (r1zero.tasks.Curriculum); {} = the task's own mix",
+                           "reasoning-gym curricula")
     max_resample: int = doc(3, "dynamic sampling: extra generation rounds per step at most", "DAPO", bounds='[0, inf)')
     overlong_filter: bool = doc(False, "mask truncated completions out of the loss", "DAPO")
     lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")

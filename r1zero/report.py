@@ -1,9 +1,11 @@
 """Stage `report`: the run's before/after story in `report.md` plus PNG curves.
 
-A table of every eval stage side by side (greedy pass@1, sampled pass@1, pass@k, format rate,
-share of completions that reason step by step, mean response length), the RL curves (reward,
-accuracy, mean response length: the R1 paper's figure 3 in miniature, and the reasoning share),
-and a few completions before and after. The terminal gets the table and the report's path.
+In the order a reader of the R1 paper looks for it: the figure (accuracy, mean response length and
+re-check share against RL step, smoothed, with the evaluations marked: the paper's figure 3 and its
+"aha moment" in miniature); the table of every eval stage side by side (greedy and sampled pass@1,
+pass@k, the hard split, how often completions re-check and whether re-checks pay, accuracy per
+difficulty); before/after completions in which a re-check catches and fixes a slip; a legend for the
+notation; the budget. The terminal gets the table and the report's path.
 """
 
 from __future__ import annotations
@@ -15,11 +17,33 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from r1zero.train.metrics import plot_curves, read_jsonl
+from r1zero.eval.metrics import has_correction
+from r1zero.train.metrics import read_jsonl
 
 ROWS = [("greedy_pass@1", "greedy pass@1"), ("sampled_pass@1", "sampled pass@1"), ("pass@k", "pass@k"),
+        ("hard/sampled_pass@1", "hard split: sampled pass@1"), ("hard/pass@k", "hard split: pass@k"),
+        ("recheck_share", "completions that re-check"), ("correction_share", "completions that correct a step"),
+        ("faithful_corrections", "corrected completions that end right"),
+        ("accuracy_with_recheck", "accuracy with a re-check"),
+        ("accuracy_without_recheck", "accuracy without a re-check"),
+        ("hard/recheck_share", "hard split: completions that re-check"),
         ("format_rate", "format rate"), ("reasoning_share", "reasons step by step"),
-        ("mean_length", "mean response length (tokens)")]
+        ("mean_length", "mean response length (tokens)"), ("hard/mean_length", "hard split: mean length")]
+
+LEGEND = """## How to read a solution
+
+A problem is `a op b=`; the model thinks inside `<think>...</think>` and answers inside
+`<answer>...</answer>`. The thinking works the columns from the last digit, the way one does on paper,
+one column per `;`:
+
+- `3+9+0=12>2` adds the column's digits and the carry (`0`), gets `12`, and keeps the partial result
+  after `>` (`2`, carrying the `1` into the next column).
+- `13-5-0=8>8` subtracts; a leading `1` (`13`) marks a borrow from the next column.
+- `8*4=32+3=35>5` multiplies one digit (`8*4=32`) and adds the carry (`+3=35`).
+- `~` starts a re-check: the column is worked again in place. `9+5+0=15~9+5+0=14!>4` found that `15`
+  was wrong (`!`) and went on from `14`; `9+5+0=14~9+5+0=14>4` confirmed the step.
+- `<think></think>` (empty) answers directly, without working.
+"""
 
 
 def stages_of(run_dir: Path, kind: str) -> list[str]:
@@ -28,17 +52,23 @@ def stages_of(run_dir: Path, kind: str) -> list[str]:
 
 
 def metric(result: dict, key: str):
-    if key == "pass@k":
-        key = f"pass@{result.get('samples', 8)}"
+    if key.endswith("pass@k"):
+        prefix = key[: -len("pass@k")]
+        key = f"{prefix}pass@{result.get(prefix + 'samples', 8)}"
     return result.get(key)
 
 
 def table_rows(results: dict[str, dict]) -> list[list[str]]:
+    first = next(iter(results.values()))
+    keys = ROWS + [(k, f"pass@1 at {k.split('/d')[1]} digits") for k in sorted(first) if k.startswith("accuracy/d")]
     rows = []
-    for key, label in ROWS:
-        if key == "pass@k":
-            label = f"pass@{next(iter(results.values())).get('samples', 'k')}"
-        rows.append([label, *[fmt(metric(r, key)) for r in results.values()]])
+    for key, label in keys:
+        values = [metric(r, key) for r in results.values()]
+        if all(v is None for v in values):
+            continue
+        if key.endswith("pass@k"):
+            label = label.replace("pass@k", f"pass@{first.get(key[: -len('pass@k')] + 'samples', 'k')}")
+        rows.append([label, *map(fmt, values)])
     return rows
 
 
@@ -51,6 +81,64 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average over `window` points (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def r1_figure(rows: list[dict], marks: dict[str, tuple[int, dict]], out_png: Path) -> Path:
+    """Accuracy, mean response length and re-check share against RL step (raw faint, smoothed bold),
+    with each evaluation's figure marked at the step it was taken."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("accuracy", "sampled_pass@1", "accuracy"), ("response_length", "mean_length", "mean response length"),
+              ("recheck_share", "recheck_share", "re-check share")]
+    panels = [p for p in panels if any(p[0] in r for r in rows)]
+    window = max(1, len(rows) // 20)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.3), squeeze=False)
+    for ax, (key, eval_key, title) in zip(axes[0], panels):
+        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        steps, values = [p[0] for p in pts], [p[1] for p in pts]
+        ax.plot(steps, values, lw=0.8, alpha=0.3, color="C0")
+        ax.plot(steps, smooth(values, window), lw=2, color="C0", label=f"training (mean of {window})")
+        for i, (label, (step, result)) in enumerate(marks.items()):
+            if result.get(eval_key) is not None:
+                ax.scatter([step], [result[eval_key]], color=f"C{i + 1}", zorder=3, label=f"{label} (held-out)")
+        ax.set_title(title)
+        ax.set_xlabel("RL step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def correction_examples(run_dir: Path, before: str, after: str, n: int = 3) -> list[str]:
+    """Problems where the `after` model's sampled completion re-checked, found a slip, fixed it and
+    ended right, beside the `before` model's first completion of the same problem."""
+    paths = [run_dir / sid / "items.jsonl" for sid in (before, after)]
+    if not all(p.is_file() for p in paths):
+        return []
+    base = {it["id"]: it for it in read_jsonl(paths[0])}
+    out = []
+    for item in read_jsonl(paths[1]):
+        fixed = [t for t, ok in zip(item["completions"], item["correct"]) if ok and has_correction(t)]
+        if fixed and item["id"] in base:
+            out.append(f"- `{item['prompt']}` (answer {item['gold']})\n"
+                       f"  - {before}: `{base[item['id']]['completions'][0]}`\n  - {after}: `{fixed[0]}`")
+        if len(out) == n:
+            break
+    return out
+
+
 def run_report(cfg, ctx) -> None:
     run_dir = ctx.run_dir
     evals = cfg.evals or stages_of(run_dir, "eval")
@@ -60,15 +148,26 @@ def run_report(cfg, ctx) -> None:
     parts = [f"# Report: {run_dir.name}\n"]
     header = ["metric", *results]
     rows = table_rows(results) if results else []
+    if rl and (run_dir / rl / "metrics.jsonl").is_file():
+        log = read_jsonl(run_dir / rl / "metrics.jsonl")
+        order = yaml.safe_load((run_dir / "config.yaml").read_text())["stages"]
+        last = log[-1]["step"] if log else 0
+        marks = {sid: (0 if order.index(sid) < order.index(rl) else last, r) for sid, r in results.items()}
+        figure = r1_figure(log, marks, ctx.stage_dir / "rl_curves.png")
+        parts += [f"![accuracy, response length and re-check share during RL]({figure.name})\n",
+                  ("RL training rollouts (faint: each step; bold: moving average); dots: the held-out "
+                   "evaluations before and after RL.\n")]
     if results:
         first = next(iter(results.values()))
-        parts += [f"Held-out problems: {first.get('problems')}, {first.get('samples')} samples each.\n",
+        hard = f" plus {first['hard/problems']} harder ones, {first['hard/samples']} samples each" \
+            if first.get("hard/problems") else ""
+        parts += [f"Held-out problems: {first.get('problems')}, {first.get('samples')} samples each{hard}.\n",
                   markdown_table(header, rows), ""]
-    if rl and (run_dir / rl / "metrics.jsonl").is_file():
-        curves = plot_curves(read_jsonl(run_dir / rl / "metrics.jsonl"),
-                             ["reward", "accuracy", "response_length", "reasoning_share"],
-                             ctx.stage_dir / "rl_curves.png", f"RL ({rl})")
-        parts += ["## During RL\n", f"![RL curves]({curves.relative_to(ctx.stage_dir)})\n"]
+    if len(results) >= 2:
+        before, after = next(iter(results)), list(results)[-1]
+        if examples := correction_examples(run_dir, before, after):
+            parts += ["## A re-check catches a slip\n", *examples, ""]
+    parts.append(LEGEND)
     for sid, r in results.items():
         if r.get("examples"):
             parts.append(f"## Sample completions: {sid}\n")

@@ -161,7 +161,7 @@ def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
     from r1zero.train.pretrain import corpus_batch, length_buckets, lm_batch
 
     picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
-    batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s, set())) for s in picks]
+    batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s)) for s in picks]
     real = sum(int(b["attention_mask"].sum()) for b in batches) / len(batches)
     # One train shape per length bucket (rows, the widest that bucket got over the picked steps).
     buckets = [[m["input_ids"].shape for m in length_buckets(b, cfg.length_buckets)] for b in batches]

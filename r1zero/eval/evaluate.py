@@ -38,6 +38,8 @@ from r1zero.eval.inference import (
 from r1zero.eval.metrics import (
     cons_at_k,
     extract_answer,
+    has_correction,
+    has_recheck,
     pass_at_k,
     pass_at_k_curve,
     reasons,
@@ -71,6 +73,10 @@ class EvalOptions:
     wait_text: str = "Wait"
     task_options: dict = field(default_factory=dict)  # options for r1zero.tasks.get
     progress: bool = True
+    hard_problems: int = 0  # arithmetic: a second, harder held-out split, reported under `hard/`
+    hard_samples: int = 64
+    hard_min_digits: int = 4
+    hard_max_digits: int = 5
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> EvalOptions:
@@ -79,6 +85,12 @@ class EvalOptions:
         values["task_options"] = {**{k: getattr(cfg, k) for k in ("min_digits", "max_digits", "ops")
                                      if hasattr(cfg, k)}, **values.get("task_options", {})}
         return cls(**{**values, **overrides})
+
+    def hard(self) -> EvalOptions:
+        """The options of the hard split: more digits than training mostly sees, more samples."""
+        return dataclasses.replace(self, problems=self.hard_problems, samples=self.hard_samples, hard_problems=0,
+                                   task_options={**self.task_options, "min_digits": self.hard_min_digits,
+                                                 "max_digits": self.hard_max_digits})
 
     def sampling(self, seed: int | None, greedy: bool = False) -> SamplingParams:
         return SamplingParams(self.max_new_tokens, temperature=0.0 if greedy else self.temperature,
@@ -276,12 +288,13 @@ def item_record(ex: Example, prompt: str, samples: list[Rollout], scores: list, 
     tally = {answers[groups.index(g)]: groups.count(g) for g in dict.fromkeys(x for x in groups if x is not None)}
     k = len(samples)
     return {
-        "id": ex.meta.get("id"), "prompt": prompt, "gold": ex.answer,
+        "id": ex.meta.get("id"), "difficulty": ex.meta.get("difficulty"), "prompt": prompt, "gold": ex.answer,
         "answers": answers, "correct": correct, "scores": scores, "votes": tally,
         "cons_answer": None if winner is None else answers[groups.index(winner)], "cons_votes": votes,
         "cons": {str(j): cons_at_k(groups, correct, j) for j in vote_ks(k)},
         "pass@1": sum(correct) / k, f"pass@{k}": pass_at_k(k, sum(correct), k),
         "formatted": [well_formed(r.text) for r in samples], "reasons": [reasons(r.text) for r in samples],
+        "rechecks": [has_recheck(r.text) for r in samples], "corrections": [has_correction(r.text) for r in samples],
         "lengths": [len(r.completion_ids) for r in samples], "think_lengths": [think_len(r) for r in samples],
         "finish": [r.finish_reason for r in samples], "completions": [r.text for r in samples],
     }
@@ -309,4 +322,26 @@ def summarize(items: list[dict], k: int, greedy: bool, best_of: bool) -> dict:
     out["mean_length"] = mean_over_samples("lengths")
     out["mean_think_length"] = mean_over_samples("think_lengths")
     out["truncation_rate"] = sum(it["finish"].count("length") for it in items) / n_samples
+    out.update(recheck_summary(items))
+    return out
+
+
+def recheck_summary(items: list[dict]) -> dict:
+    """Whether re-checks happen and pay: their share, the share that corrected a step, the accuracy of
+    completions with and without one, the accuracy of those that corrected (`faithful_corrections`:
+    a correction that ends in a wrong answer caught nothing real), and pass@1 per difficulty."""
+    samples = [(c, r, x) for it in items for c, r, x in zip(it["correct"], it["rechecks"], it["corrections"])]
+    n = max(1, len(samples))
+
+    def accuracy(rows) -> float | None:
+        rows = list(rows)
+        return sum(c for c, _, _ in rows) / len(rows) if rows else None
+
+    out = {"recheck_share": sum(r for _, r, _ in samples) / n, "correction_share": sum(x for _, _, x in samples) / n,
+           "faithful_corrections": accuracy(s for s in samples if s[2]),
+           "accuracy_with_recheck": accuracy(s for s in samples if s[1]),
+           "accuracy_without_recheck": accuracy(s for s in samples if not s[1])}
+    for d in sorted({it["difficulty"] for it in items if isinstance(it.get("difficulty"), int)}):
+        mine = [c for it in items if it.get("difficulty") == d for c in it["correct"]]
+        out[f"accuracy/d{d}"] = sum(mine) / len(mine)
     return out

@@ -7,6 +7,10 @@
   answers count together, ties go to the answer seen first). Departure: one draw of k samples, not
   an average over all k-subsets as for pass@k, as in the R1 paper's cons@64.
 - The final answer is read as the rewards read it (`<answer>` tags, else the last `\\boxed{}`).
+- Re-checks, in the thinking only: the arithmetic notation's in-place re-check `~` (a column
+  re-computed), with `!` when it disagreed and the work went on from the new value (a correction);
+  in prose, "wait" or "let me re-check / verify / double-check". Corrections are counted in the
+  arithmetic notation only: prose gives no rule-checkable sign that a result changed.
 """
 
 from __future__ import annotations
@@ -70,3 +74,36 @@ def reasons(text: str) -> bool:
     """Whether a completion works step by step: its <think> block is not empty."""
     m = re.search(r"<think>(.*?)</think>", text, re.DOTALL)
     return bool(m and m.group(1).strip())
+
+
+RECHECK_WORDS = re.compile(r"\b(wait|let me (?:re-?check|verify|double[- ]check))\b", re.IGNORECASE)
+
+
+def thinking(text: str) -> str:
+    """The text inside <think>...</think> (up to the end when it was never closed); '' without one."""
+    m = re.search(r"<think>(.*?)(?:</think>|$)", text, re.DOTALL)
+    return m.group(1) if m else ""
+
+
+def recheck_count(text: str) -> int:
+    """Re-checks in the thinking: `~` re-computations plus prose markers.
+
+    >>> recheck_count("<think>9+5+0=15~9+5+0=14!>4;1+0+0=1~1+0+0=1>14</think>"), recheck_count("<think>Wait, 2</think>")
+    (2, 1)
+    """
+    think = thinking(text)
+    return think.count("~") + len(RECHECK_WORDS.findall(think))
+
+
+def has_recheck(text: str) -> bool:
+    return recheck_count(text) > 0
+
+
+def has_correction(text: str) -> bool:
+    """A re-check that disagreed with the step it checked (`=15~9+5+0=14`), so the work changed course
+    (whether or not it wrote the `!` that marks it).
+
+    >>> has_correction("<think>9+5+0=15~9+5+0=14!>4</think>"), has_correction("<think>9+5+0=14~9+5+0=14>4</think>")
+    (True, False)
+    """
+    return any(first != again for first, again in re.findall(r"=(\d+)~[^;>~]*?=(\d+)!?(?=[;>~]|</think>|$)", thinking(text)))

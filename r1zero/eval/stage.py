@@ -35,9 +35,19 @@ def resolve_model(ref: str, run_dir: Path) -> Path:
 
 
 def evaluate_models(model_dirs: list[Path], opts: EvalOptions, seed: int) -> list[ModelEval]:
-    """Every model on the same items."""
+    """Every model on the same items; with `hard_problems`, also on the hard split, whose figures join
+    each summary under `hard/` and whose items join the items file marked `"split": "hard"`."""
     task, examples = load_task_examples(opts, seed)
-    return [evaluate_model(m, opts, seed, examples, task) for m in model_dirs]
+    evals = [evaluate_model(m, opts, seed, examples, task) for m in model_dirs]
+    if opts.hard_problems:
+        hard = opts.hard()
+        hard_task, hard_examples = load_task_examples(hard, seed)
+        for model_dir, ev in zip(model_dirs, evals):
+            extra = evaluate_model(model_dir, hard, seed, hard_examples, hard_task)
+            ev.summary.update({f"hard/{k}": v for k, v in extra.summary.items()
+                               if v is None or isinstance(v, (int, float))})
+            ev.items += [{**item, "split": "hard"} for item in extra.items]
+    return evals
 
 
 def settings_line(opts: EvalOptions, n_items: int) -> dict:

@@ -18,8 +18,10 @@ Difficulty is the number of digits of the larger operand.
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass
 
+from r1zero.errors import UserError
 from r1zero.types import Example
 
 OPS = "+-*"
@@ -53,42 +55,48 @@ def sample_problem(rng: random.Random, digits: int, ops: str = OPS) -> Problem:
     return Problem(a, op, b)
 
 
-def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1) -> tuple[list[str], int]:
+def column_lhs(op: str, x: int, y: int, carry: int, b: int) -> tuple[str, int, int]:
+    """One column's written left-hand side, its true value, and a subtraction's borrow."""
+    if op == "+":
+        return f"{x}+{y}+{carry}", x + y + carry, 0
+    if op == "-":
+        borrow = int(x - y - carry < 0)
+        return f"{'1' if borrow else ''}{x}-{y}-{carry}", x - y - carry + 10 * borrow, borrow
+    return f"{x}*{b}={x * b}+{carry}", x * b + carry, 0
+
+
+def slipped(value: int, op: str, slip_by: int = 1) -> int:
+    """A column value off by `slip_by` (a subtraction's digit wraps mod 10; a sum stays >= 0)."""
+    if op == "-":
+        return (value + slip_by) % 10
+    return value + slip_by if value + slip_by >= 0 else value + 1
+
+
+def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1,
+                 checks: frozenset[int] = frozenset()) -> tuple[list[str], int]:
     """Column-by-column steps and the final answer they lead to.
 
-    With `slip_at` set, the column result at that index is off by `slip_by` (mod 10) and
-    everything after follows from the wrong digit, so the answer is consistently wrong.
+    With `slip_at` set, the column result at that index is off by `slip_by` and everything after
+    follows from the wrong digit, so the answer is consistently wrong, unless that column is in
+    `checks`: a checked column is re-computed in place after `~` (`9+5+0=15~9+5+0=14!`), `!` marks a
+    re-check that disagreed, and the work goes on from the re-checked value.
     """
     xs = [int(c) for c in reversed(str(p.a))]
     ys = [int(c) for c in reversed(str(p.b))] if p.op != "*" else []
-    n = len(xs)
     steps, digits, carry = [], [], 0
-    for i in range(n):
-        x = xs[i]
-        y = ys[i] if i < len(ys) else 0
-        if p.op == "+":
-            total = x + y + carry
-            lhs = f"{x}+{y}+{carry}"
-        elif p.op == "-":
-            total = x - y - carry
-            lhs = f"{x}-{y}-{carry}" if total >= 0 else f"1{x}-{y}-{carry}"
-        else:
-            total = x * p.b + carry
-            lhs = f"{x}*{p.b}={x * p.b}+{carry}"
+    for i, x in enumerate(xs):
+        lhs, true, borrow = column_lhs(p.op, x, ys[i] if i < len(ys) else 0, carry, p.b)
+        value = slipped(true, p.op, slip_by) if i == slip_at else true
+        step = f"{lhs}={value}"
+        if i in checks:
+            step += f"~{lhs}={true}" + ("!" if value != true else "")
+            value = true
         if p.op == "-":
-            borrow = int(total < 0)
-            value = total + 10 * borrow
-            digit = value
-            if i == slip_at:
-                digit = value = (value + slip_by) % 10
-            carry = borrow
+            digit, carry = value, borrow
         else:
-            value = total
-            if i == slip_at:
-                value = total + slip_by if total + slip_by >= 0 else total + 1
             digit, carry = value % 10, value // 10
         digits.append(digit)
-        steps.append(f"{lhs}={value}>{''.join(map(str, reversed(digits)))}")
+        steps.append(f"{step}>{''.join(map(str, reversed(digits)))}")
     if carry and p.op != "-":
         digits.append(carry)
         lhs = f"0+0+{carry}" if p.op == "+" else f"0*{p.b}=0+{carry}"
@@ -96,12 +104,20 @@ def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1) -> tu
     return steps, int("".join(map(str, reversed(digits))))
 
 
-def solution_text(p: Problem, style: str, slip_at: int | None = None) -> str:
+def solution_text(p: Problem, style: str, slip_at: int | None = None,
+                  checks: frozenset[int] = frozenset()) -> str:
     """The completion for `p`: style "worked" or "direct"."""
     if style == "direct":
         return f"<think></think><answer>{p.answer}</answer>"
-    steps, answer = worked_steps(p, slip_at)
+    steps, answer = worked_steps(p, slip_at, checks=checks)
     return f"<think>{';'.join(steps)}</think><answer>{answer}</answer>"
+
+
+def is_test(p: Problem) -> bool:
+    """Whether `p` belongs to the evaluation split: a fixed 2% of all problems, chosen by a hash of the
+    text, so the split is the same whatever the run's seed or digit range, and training (which draws
+    only the rest) never sees an evaluation problem."""
+    return zlib.crc32(p.text.encode()) % 50 == 0
 
 
 @dataclass
@@ -112,18 +128,26 @@ class ArithmeticGenerator:
     max_digits: int = 3
     ops: str = OPS
 
-    def problem(self, rng: random.Random, digits: int | None = None) -> Problem:
+    def problem(self, rng: random.Random, digits: int | None = None, split: str = "train") -> Problem:
+        """A problem of the `split` ("train" or "test"); `digits` defaults to uniform in min..max."""
         d = digits if digits is not None else rng.randint(self.min_digits, self.max_digits)
-        return sample_problem(rng, d, self.ops)
+        for _ in range(100_000):
+            p = sample_problem(rng, d, self.ops)
+            if is_test(p) == (split == "test"):
+                return p
+        raise UserError(f"arithmetic: no {split} problems with {d} digits and ops {self.ops!r}")
 
-    def held_out(self, n: int, seed: int) -> list[Problem]:
-        """`n` distinct problems for evaluation; training skips them (see `corpus_line`)."""
-        rng, seen, out = random.Random(f"held-out-{seed}"), set(), []
-        while len(out) < n:
-            p = self.problem(rng)
+    def held_out(self, n: int) -> list[Problem]:
+        """`n` distinct evaluation problems, the same in every run (training draws none of them); fewer
+        where the space holds fewer (2% of the 100 one-digit sums is 2)."""
+        rng, seen, out = random.Random(f"held-out-{self.min_digits}-{self.max_digits}-{self.ops}"), set(), []
+        for _ in range(50 * n + 1000):
+            p = self.problem(rng, split="test")
             if p.text not in seen:
                 seen.add(p.text)
                 out.append(p)
+                if len(out) == n:
+                    break
         return out
 
     def example(self, p: Problem) -> Example:
@@ -132,10 +156,35 @@ class ArithmeticGenerator:
                        meta={"task": "arithmetic", "difficulty": digits, "id": p.text})
 
 
-def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share: float) -> str:
-    """One pretraining document: prompt then a direct, worked or slipped worked solution."""
+def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share: float,
+                recheck_share: float = 0.0, recheck_density: float = 0.75) -> str:
+    """One pretraining document: prompt then a direct, worked or slipped worked solution.
+
+    A share `recheck_share` of worked solutions are careful ones: they re-check their first column and
+    each later one with probability `recheck_density`, whether or not it slipped. So the choice to
+    re-check is made at the first column, before the work can go wrong, and says nothing about how it
+    is going (a model that re-checks only when lost learns that re-checks mark failure)."""
     if rng.random() < direct_share:
         return f"{p.text}={solution_text(p, 'direct')}"
     n_cols = len(str(p.a))
     slip_at = rng.randrange(n_cols) if rng.random() < slip_share else None
-    return f"{p.text}={solution_text(p, 'worked', slip_at)}"
+    checks = frozenset()
+    if recheck_share and rng.random() < recheck_share:
+        checks = frozenset(i for i in range(n_cols) if i == 0 or rng.random() < recheck_density)
+    return f"{p.text}={solution_text(p, 'worked', slip_at, checks)}"
+
+
+def check_drill(rng: random.Random, n: int = 4, wrong_share: float = 0.5, ops: str = OPS) -> str:
+    """A verification exercise, not a solution: `n` column steps, each followed by its re-check, half of
+    them with a wrong value that the re-check corrects (`7*7=49+0=50~7*7=49+0=49!>9`). Practice in
+    judging a given step, so that a re-check inside a solution draws on a skill learnt elsewhere."""
+    drills = []
+    for _ in range(n):
+        op = rng.choice(ops)
+        x, y, carry = rng.randint(0, 9), rng.randint(0, 9), rng.randint(0, 1)
+        b = rng.randint(2, 9)
+        carry = rng.randint(0, b - 1) if op == "*" else carry
+        lhs, true, _ = column_lhs(op, x, y, carry, b)
+        value = slipped(true, op, rng.choice((1, 1, -1, 2))) if rng.random() < wrong_share else true
+        drills.append(f"{lhs}={value}~{lhs}={true}" + ("!" if value != true else "") + f">{true % 10}")
+    return ";".join(drills)

@@ -20,13 +20,14 @@ README does (prompt 1-10, test 11-510, validation 511-600, train 601-974) and it
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from r1zero.errors import UserError
 from r1zero.tasks.arithmetic import ArithmeticGenerator
-from r1zero.tasks.base import TASKS, BadRow, DatasetTask, GeneratedTask, check_split
+from r1zero.tasks.base import TASKS, BadRow, DatasetTask, GeneratedTask, check_level, check_split
 from r1zero.tasks.countdown import countdown_example, countdown_task, solve
 from r1zero.tasks.loaders import boxed_answer, data_dir, data_file, gsm8k_answer, load_file, required_field
 from r1zero.types import Example
@@ -38,14 +39,21 @@ MBPP_SPLITS = {"train": (601, 974), "validation": (511, 600), "test": (11, 510),
 
 @dataclass
 class ArithmeticTask(GeneratedTask):
-    """The test split without a level is `ArithmeticGenerator.held_out`, the set kept out of training."""
+    """The train split never draws a problem of the test split (`arithmetic.is_test`); the test split
+    is `ArithmeticGenerator.held_out`, the same whatever the seed (the seed changes training only)."""
 
     generator: ArithmeticGenerator | None = None
 
+    def sample(self, rng: random.Random, level: int | None = None, split: str | None = None) -> Example:
+        check_level(self, level)
+        digits = level if level is not None else rng.choice(self.default_levels)
+        return self.generator.example(self.generator.problem(rng, digits, split=split or "train"))
+
     def examples(self, split: str | None = None, n: int | None = None, seed: int | None = None,
                  level: int | None = None) -> list[Example]:
-        if check_split(self, split) == "test" and level is None and n is not None and self.generator:
-            return [self.generator.example(p) for p in self.generator.held_out(n, seed or 0)]
+        if check_split(self, split) == "test" and n is not None:
+            gen = self.generator if level is None else replace(self.generator, min_digits=level, max_digits=level)
+            return [gen.example(p) for p in gen.held_out(n)]
         return super().examples(split, n, seed, level)
 
 

@@ -17,21 +17,25 @@ import torch
 
 from r1zero.budget import StageMeter
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder
-from r1zero.tasks.arithmetic import ArithmeticGenerator, corpus_line
+from r1zero.tasks.arithmetic import ArithmeticGenerator, check_drill, corpus_line
 from r1zero.train.checkpoint import resume, save_checkpoint
 from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
 from r1zero.train.moe_balance import ExpertLoadBalancer
 
 
-def corpus_batch(cfg, seed: int, step: int, held_out: set[str]) -> list[str]:
-    """The documents of step `step`: a pure function of (seed, step)."""
+def corpus_batch(cfg, seed: int, step: int) -> list[str]:
+    """The documents of step `step`: a pure function of (seed, step). Problems come from the training
+    split only (`is_test`), so no evaluation problem, of any size, is ever trained on."""
     rng = random.Random(f"pretrain-{seed}-{step}")
     gen = ArithmeticGenerator(cfg.min_digits, cfg.max_digits, cfg.ops)
     docs = []
     while len(docs) < cfg.batch_size:
-        p = gen.problem(rng)
-        if p.text not in held_out:
-            docs.append(corpus_line(p, rng, cfg.direct_share, cfg.slip_share))
+        if cfg.drill_share and rng.random() < cfg.drill_share:
+            docs.append(check_drill(rng, ops=cfg.ops))
+            continue
+        hard = cfg.hard_share and cfg.hard_digits > cfg.max_digits and rng.random() < cfg.hard_share
+        p = gen.problem(rng, rng.randint(cfg.max_digits + 1, cfg.hard_digits) if hard else None)
+        docs.append(corpus_line(p, rng, cfg.direct_share, cfg.slip_share, cfg.recheck_share, cfg.recheck_density))
     return docs
 
 
@@ -75,7 +79,6 @@ def warmup_cosine(warmup: int, total: int, floor: float):
 def run_pretrain(cfg, ctx) -> Path:
     model, tokenizer = load_model(ctx.model, device=ctx.device), load_tokenizer(ctx.model)
     model.train()
-    held_out = {p.text for p in ArithmeticGenerator(cfg.min_digits, cfg.max_digits, cfg.ops).held_out(cfg.held_out, ctx.seed)}
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
@@ -91,7 +94,7 @@ def run_pretrain(cfg, ctx) -> Path:
     with progress_bar("pretrain") as bar:
         task = bar.add_task("pretrain", total=cfg.steps, completed=start, info="")
         for step in range(start + 1, cfg.steps + 1):
-            batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step, held_out), cfg.loss_on_prompt)
+            batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step), cfg.loss_on_prompt)
             batch = {k: v.to(model.device) for k, v in batch.items()}
             with meter.phase("train"):
                 n_labels = (batch["labels"][:, 1:] != -100).sum()  # the loss averages over these

@@ -36,10 +36,12 @@ import torch
 from r1zero import tasks
 from r1zero.algo import ADVANTAGES, AdvantageConfig, loss_config
 from r1zero.budget import StageMeter
-from r1zero.eval.metrics import reasons, well_formed
+from r1zero.errors import UserError
+from r1zero.eval.metrics import has_recheck, reasons, well_formed
 from r1zero.models.io import load_tokenizer, save_model_folder
 from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
+from r1zero.tasks.curriculum import Curriculum
 from r1zero.train import cluster as C
 from r1zero.train.checkpoint import resume, save_checkpoint
 from r1zero.train.learner import LocalLearner, RayLearnerGroup, setup_policy
@@ -65,14 +67,32 @@ class Scored:
     groups_seen: int = 0
 
 
-def draw_examples(task, seed: int, step: int, round_: int, n: int, held_out: set[str]) -> list[Example]:
-    """n training prompts, a pure function of (seed, step, round, n); evaluation problems are skipped."""
+def draw_examples(task, seed: int, step: int, round_: int, n: int, held_out: set[str],
+                  curriculum: Curriculum | None = None) -> list[Example]:
+    """n training prompts, a pure function of (seed, step, round, n) and the curriculum's state (which
+    picks each prompt's difficulty); evaluation problems are skipped."""
     rng, out = random.Random(f"rl-{seed}-{step}-{round_}"), []
     while len(out) < n:
-        example = task.sample(rng, split="train")
+        level = curriculum.next_level(rng) if curriculum else None
+        example = task.sample(rng, level=level, split="train")
         if str(example.prompt) not in held_out:
             out.append(example)
     return out
+
+
+def make_curriculum(options: dict, task) -> Curriculum | None:
+    """`rl.curriculum` as a Curriculum over levels the task has; None when empty."""
+    if not options:
+        return None
+    try:
+        curriculum = Curriculum(**options)
+    except TypeError as e:
+        raise UserError(f"rl.curriculum: {e}; expected keys levels, threshold, window, min_samples, "
+                        "frontier_share") from None
+    if bad := set(curriculum.levels) - set(getattr(task, "levels", ())):
+        raise UserError(f"rl.curriculum.levels: {sorted(bad)} are not levels of task {task.name!r} "
+                        f"(levels: {list(getattr(task, 'levels', ()))})")
+    return curriculum
 
 
 def prompts_to_draw(cfg, scored: Scored) -> int:
@@ -144,7 +164,8 @@ def run_rl(cfg, ctx) -> Path:
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     samples_path = ctx.stage_dir / "samples.jsonl"
-    state = learner.checkpoint_objects()
+    curriculum = make_curriculum(cfg.curriculum, task)
+    state = {**learner.checkpoint_objects(), **({"curriculum": curriculum} if curriculum else {})}
     start, _ = resume(ckpts, state, ctx.resume, "rl")
     log.truncate_after(start)
     MetricsLog(samples_path).truncate_after(start)
@@ -157,7 +178,8 @@ def run_rl(cfg, ctx) -> Path:
             t0 = time.perf_counter()
             scored, gen_s, n_tokens = Scored(), 0.0, 0
             for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
-                examples = draw_examples(task, ctx.seed, step, round_, prompts_to_draw(cfg, scored), held_out)
+                examples = draw_examples(task, ctx.seed, step, round_, prompts_to_draw(cfg, scored), held_out,
+                                         curriculum)
                 prompt_ids = [tokenizer(tasks.render_prompt(e, cfg.template, tokenizer),
                                         add_special_tokens=False)["input_ids"] for e in examples]
                 t_gen = time.perf_counter()
@@ -169,6 +191,9 @@ def run_rl(cfg, ctx) -> Path:
                 n_tokens += sum(len(r.completion_ids) for r in rollouts)
                 with meter.phase("reward"):
                     score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored, score)
+                results, G = scored.sampled_correct[-len(rollouts):], cfg.group_size
+                for b, example in enumerate(examples if curriculum else []):
+                    curriculum.update(example.meta["difficulty"], results[b * G:(b + 1) * G])
                 if len(scored.examples) >= cfg.prompts_per_step:
                     break
             t_train = time.perf_counter()
@@ -189,6 +214,8 @@ def run_rl(cfg, ctx) -> Path:
                 sampler.update_weights(learner.policy_state())
             row = step_metrics(step, scored, train_metrics, gen_s, time.perf_counter() - t_train,
                                time.perf_counter() - t0, n_tokens, learner.last_lr())
+            if curriculum:
+                row["curriculum_level"] = curriculum.level
             if cluster.check_weights:
                 row.update(C.check_weights(learner, sampler))
             log.write(row)
@@ -212,13 +239,14 @@ def run_rl(cfg, ctx) -> Path:
 
 
 def rollout_figures(rollouts: list[Rollout], rewards: list[float], correct: list[bool], prefix: str = "") -> dict:
-    """Mean reward, accuracy, format and reasoning rates, response lengths of some rollouts."""
+    """Mean reward, accuracy, format, reasoning and re-check rates, response lengths of some rollouts."""
     texts = [r.text for r in rollouts]
     lengths = [len(r.completion_ids) for r in rollouts]
     n = max(len(texts), 1)
     return {f"{prefix}reward": sum(rewards) / n, f"{prefix}accuracy": sum(correct) / n,
             f"{prefix}format_rate": sum(map(well_formed, texts)) / n,
             f"{prefix}reasoning_share": sum(map(reasons, texts)) / n,
+            f"{prefix}recheck_share": sum(map(has_recheck, texts)) / n,
             f"{prefix}response_length": sum(lengths) / n, f"{prefix}response_length_max": max(lengths, default=0)}
 
 

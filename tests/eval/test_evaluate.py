@@ -39,17 +39,22 @@ def test_evaluation_is_deterministic_for_a_seed(tiny_model):
 
 
 def test_summary_from_hand_made_items():
-    def item(correct, answers, cons):
+    def item(correct, answers, cons, rechecks, corrections, difficulty):
         return {"correct": correct, "answers": answers, "cons": cons, "formatted": [True] * 2,
                 "reasons": [True, False], "lengths": [4, 6], "think_lengths": [2, 2], "finish": ["stop", "length"],
-                "greedy": {"correct": correct[0]}}
+                "greedy": {"correct": correct[0]}, "rechecks": rechecks, "corrections": corrections,
+                "difficulty": difficulty}
 
-    items = [item([True, False], ["1", "2"], {"1": True, "2": True}),
-             item([False, False], [None, "3"], {"1": False, "2": False})]
+    items = [item([True, False], ["1", "2"], {"1": True, "2": True}, [True, True], [True, False], 2),
+             item([False, False], [None, "3"], {"1": False, "2": False}, [True, False], [True, False], 3)]
     s = summarize(items, 2, greedy=True, best_of=False)
     assert s["greedy_pass@1"] == 0.5 and s["sampled_pass@1"] == 0.25 and s["pass@2"] == 0.5
     assert s["cons@2"] == 0.5 and s["answer_rate"] == 0.75 and s["truncation_rate"] == 0.5
     assert s["mean_length"] == 5 and s["reasoning_share"] == 0.5
+    # 3 of 4 samples re-check (1 of them right), 2 correct a step (1 of them ends right), 1 does neither
+    assert s["recheck_share"] == 0.75 and s["correction_share"] == 0.5 and s["faithful_corrections"] == 0.5
+    assert s["accuracy_with_recheck"] == 1 / 3 and s["accuracy_without_recheck"] == 0.0
+    assert s["accuracy/d2"] == 0.5 and s["accuracy/d3"] == 0.0
 
 
 def test_budget_forcing_and_best_of_n_options(tiny_model):

@@ -26,7 +26,7 @@ def imbalance_after_training(model_dir, gamma: float, steps: int = 40) -> float:
     cfg = PretrainConfig(batch_size=16)
     last = []
     for step in range(steps):
-        loss = model(**lm_batch(tok, corpus_batch(cfg, 0, step, set()))).loss
+        loss = model(**lm_batch(tok, corpus_batch(cfg, 0, step))).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -75,7 +75,7 @@ def test_length_buckets_give_the_whole_batch_gradient(tiny_model):
     """Micro-batches sorted by length and cut to their own width sum to the unbucketed gradient."""
     torch.manual_seed(0)
     model, tok = load_model(tiny_model), load_tokenizer(tiny_model)
-    batch = lm_batch(tok, corpus_batch(PretrainConfig(batch_size=24), 0, 1, set()))
+    batch = lm_batch(tok, corpus_batch(PretrainConfig(batch_size=24), 0, 1))
 
     def gradient(buckets: int) -> tuple[torch.Tensor, int]:
         model.zero_grad()

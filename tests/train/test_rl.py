@@ -52,22 +52,33 @@ def test_lora_with_kl_trains_adapters_against_the_base(tmp_path):
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()  # merged
 
 
+def has_digit(prompts, completions, **columns):
+    """1 for a completion with a digit in it: an accuracy an untrained model reaches about half the time."""
+    return [float(any(c.isdigit() for c in text)) for text in completions]
+
+
 def rl_cmd(model_dir, out_dir, *extra):
     return [sys.executable, "-m", "r1zero.cli", "rl", "--model", str(model_dir), "--out", str(out_dir),
             "steps=9", "prompts_per_step=4", "group_size=4", "max_new_tokens=10", "checkpoint_every=3",
             f"rewards={{{DIGITS!r}: 1.0}}", "lr=1e-3", "threads=1", *extra]
 
 
+# The curriculum's state (frontier, windows of results) picks the prompts: it is part of the checkpoint.
+CURRICULUM = ["accuracy_reward=tests.train.test_rl:has_digit",
+              f"rewards={{{DIGITS!r}: 1.0, 'tests.train.test_rl:has_digit': 0.0}}",
+              "curriculum={levels: [1, 2, 3, 4], threshold: 0.3, window: 8, min_samples: 8}"]
+
+
 def test_sigkilled_rl_resumes_bit_exact(tmp_path):
     model_dir = build_tiny(tmp_path / "m")
     straight = tmp_path / "straight"
-    subprocess.run(rl_cmd(model_dir, straight), check=True, capture_output=True, timeout=300)
+    subprocess.run(rl_cmd(model_dir, straight, *CURRICULUM), check=True, capture_output=True, timeout=300)
 
     killed = tmp_path / "killed"
     ckpt = killed / "rl" / "checkpoints" / "step-6" / "state.pt"
-    sigkill_once_written(rl_cmd(model_dir, killed), ckpt)
+    sigkill_once_written(rl_cmd(model_dir, killed, *CURRICULUM), ckpt)
     assert ckpt.exists() and not (killed / "rl" / "model").exists(), "the kill must land mid-run"
-    subprocess.run(rl_cmd(model_dir, killed, "--resume"), check=True, capture_output=True, timeout=300)
+    subprocess.run(rl_cmd(model_dir, killed, *CURRICULUM, "--resume"), check=True, capture_output=True, timeout=300)
 
     a = load_file(straight / "rl" / "model" / "model.safetensors")
     b = load_file(killed / "rl" / "model" / "model.safetensors")
@@ -76,6 +87,8 @@ def test_sigkilled_rl_resumes_bit_exact(tmp_path):
     strip = lambda p: [{k: v for k, v in __import__("json").loads(x).items() if "seconds" not in k and k != "tokens_per_s"}
                        for x in p.read_text().splitlines()]
     assert strip(straight / "rl" / "metrics.jsonl") == strip(killed / "rl" / "metrics.jsonl")
+    levels = [row["curriculum_level"] for row in strip(straight / "rl" / "metrics.jsonl")]
+    assert levels[0] < levels[5] <= levels[-1], levels  # the curriculum moved, across the checkpoint
 
 
 def test_dynamic_sampling_draws_the_expected_shortfall():

@@ -1,0 +1,87 @@
+"""The arithmetic generator: a fixed evaluation split, and the corpus's slips, re-checks and drills."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from r1zero import tasks
+from r1zero.config import PretrainConfig
+from r1zero.eval.metrics import has_correction, has_recheck
+from r1zero.tasks.arithmetic import (
+    ArithmeticGenerator,
+    Problem,
+    check_drill,
+    corpus_line,
+    is_test,
+    solution_text,
+)
+from r1zero.train.pretrain import corpus_batch
+
+
+def answer_of(text: str) -> int:
+    return int(re.search(r"<answer>(\d+)</answer>", text).group(1))
+
+
+def column_value(lhs: str) -> int:
+    """`x+y+c`, `x-y-c` or a borrowed `1x-y-c`, or `x*b=P+c`."""
+    return eval(lhs) if "*" not in lhs else eval(lhs.split("=")[0]) + int(lhs.split("+")[-1])
+
+
+def has_slip(doc: str) -> bool:
+    """Whether a column's first value is wrong (caught by a re-check or not)."""
+    think = re.search(r"<think>(.*)</think>", doc).group(1)
+    return any(column_value(lhs) != int(v) for lhs, v in re.findall(r"(?:^|;)([^~;]*)=(\d+)", think))
+
+
+def test_the_evaluation_split_is_the_same_whatever_the_seed_and_never_trained_on():
+    task = tasks.get("arithmetic")
+    a, b = task.examples("test", n=50, seed=0), task.examples("test", n=50, seed=1)
+    assert [e.prompt for e in a] == [e.prompt for e in b]
+    assert all(is_test(ArithmeticGenerator().problem(random.Random(i), split="test")) for i in range(20))
+    hard = tasks.get("arithmetic", min_digits=4, max_digits=5).examples("test", n=30)
+    held = {e.prompt for e in a + hard}
+    train = {e.prompt for seed in range(3) for e in task.examples("train", n=500, seed=seed)}
+    train |= {e.prompt for e in tasks.get("arithmetic", min_digits=4, max_digits=5).examples("train", n=500)}
+    assert len(train) > 1000 and not held & train
+    cfg = PretrainConfig(batch_size=64, hard_share=0.5, drill_share=0.1)
+    corpus = {doc.split("=")[0] + "=" for step in range(1, 60) for doc in corpus_batch(cfg, 1, step)}
+    assert any(len(p) >= 10 for p in corpus)  # hard problems are in the corpus ...
+    assert not corpus & held  # ... but no evaluation problem of any size
+
+
+def test_a_recheck_corrects_the_slip_it_finds_and_the_answer_follows():
+    for p in (Problem(123, "+", 59), Problem(905, "-", 587), Problem(487, "*", 7), Problem(100, "-", 1)):
+        for col in range(len(str(p.a))):
+            slipped = solution_text(p, "worked", slip_at=col)
+            checked = solution_text(p, "worked", slip_at=col, checks=frozenset({col}))
+            assert answer_of(slipped) != p.answer and answer_of(checked) == p.answer
+            assert has_correction(checked) and not has_recheck(slipped)
+            clean = solution_text(p, "worked", checks=frozenset({col}))
+            assert has_recheck(clean) and not has_correction(clean) and answer_of(clean) == p.answer
+
+
+def test_corpus_rechecks_are_rare_start_at_the_first_column_and_ignore_slips():
+    rng, gen = random.Random(0), ArithmeticGenerator()
+    docs = [corpus_line(gen.problem(rng), rng, 0.0, 0.5, recheck_share=0.05) for _ in range(4000)]
+    checking = [d for d in docs if has_recheck(d)]
+    assert 0.035 < len(checking) / len(docs) < 0.065
+    assert all(re.search(r"<think>[^;]*~", d) for d in checking)  # the first column is re-checked
+    slipped = [d for d in docs if has_slip(d)]
+    assert len(slipped) > 1500 and 0.035 < sum(map(has_recheck, slipped)) / len(slipped) < 0.065  # as often
+    assert [corpus_line(p, random.Random(1), 0.15, 0.15) for p in gen.held_out(5)] == \
+           [corpus_line(p, random.Random(1), 0.15, 0.15, recheck_share=0.0) for p in gen.held_out(5)]
+
+
+def test_a_check_drill_re_computes_every_step_correctly():
+    rng = random.Random(0)
+    steps = [s for _ in range(200) for s in check_drill(rng).split(";")]
+    wrong = 0
+    for step in steps:
+        first, second = step.split("~")
+        lhs, value = first.rsplit("=", 1)
+        lhs2, true = second.split(">")[0].rstrip("!").rsplit("=", 1)
+        assert lhs == lhs2 and (value != true) == ("!" in step) and step.endswith(f">{int(true) % 10}")
+        assert int(true) == column_value(lhs), step
+        wrong += value != true
+    assert 0.4 < wrong / len(steps) < 0.6
