@@ -75,6 +75,14 @@ def test_mbpp_reference_solutions_and_partial_credit(read_data):
     assert partial == [1 / len(r["test_list"]) for r in rows]
 
 
+@pytest.mark.slow
+def test_every_mbpp_reference_solution_passes(read_data):
+    rows = read_data("mbpp/mbpp.jsonl")
+    columns = {"test_list": [r["test_list"] for r in rows], "test_setup_code": [r["test_setup_code"] for r in rows]}
+    scores = code([f"```python\n{r['code']}\n```" for r in rows], **columns)
+    assert len(rows) == 974 and [r["task_id"] for r, s in zip(rows, scores) if s != 1.0] == []
+
+
 def test_humaneval_tests_that_cannot_be_split_run_beside_the_solution(read_data):
     """The 9 HumanEval tests with loops, imports or helpers go to a second sandbox; their
     canonical solutions pass there and `return None` bodies fail."""
