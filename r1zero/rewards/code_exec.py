@@ -28,7 +28,7 @@ There, a name the test calls that neither it nor the trusted `code_prompt` defin
 
 Each sample's outcome (passed, failed, timeout, memory, crash) is counted in `OUTCOMES`, which
 `combine` drains into the step's metrics. Departures from HumanEval's evaluator: one sandbox per
-sample rather than per test (each call has its own alarm, so a call that hangs costs only its
+sample rather than per test (each call has its own time budget, so a call that hangs costs only its
 test), `__name__` is not "__main__" while the solution loads, and results must be plain values.
 """
 
