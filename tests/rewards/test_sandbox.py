@@ -332,3 +332,13 @@ def test_the_process_group_fallback_decides_outside_too(monkeypatch):
     paired = run_tests(solution, ["for x in [6]:\n    assert answer(x) == 42"], limits=LIMITS)
     liar = run_tests(ATTACKS[2].code, ATTACKS[2].tests, limits=LIMITS)
     assert (split.passed, split.sandbox.mode, paired.score, paired.how, liar.score) == (1, "process_group", 1.0, "pair", 0.0)
+
+
+@pytest.mark.skipif(not NAMESPACE, reason="process-group fallback: no namespaces, no uid drop")
+def test_runs_unprivileged_as_pid_1_of_its_own_namespaces():
+    result = run_python("import os\nstatus = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+                        "print(os.getuid(), os.getpid(), int(status['CapEff'], 16), int(status['CapBnd'], 16),\n"
+                        "      status['NoNewPrivs'].strip(), len(os.listdir('/proc')) < 80)\n")
+    uid, pid, caps, bounding, no_new_privs, few_processes = result.stdout.split()
+    assert int(uid) >= 2_000_000 and pid == "1" and caps == bounding == "0" and no_new_privs == "1"
+    assert few_processes == "True"
