@@ -82,7 +82,7 @@ def plan(steps: int, rl_steps: int, problems: int, variants: bool) -> dict[str, 
 
     from r1zero.budget.devices import get_device
     from r1zero.budget.plan import plan_recipe
-    from r1zero.config import load_recipe
+    from r1zero.recipe import load_recipe
 
     torch.set_num_threads(1)
     device = get_device("cpu", threads=1)

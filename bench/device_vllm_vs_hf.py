@@ -61,7 +61,7 @@ def build(out: Path, tiny: bool) -> Path:
 
 
 def make_prompts(tokenizer, n: int) -> list[list[int]]:
-    from r1zero.models.build import R1_ZERO_TEMPLATE
+    from r1zero.tasks.templates import R1_ZERO_TEMPLATE
 
     rng = random.Random(0)
     questions = [f"{rng.randint(10, 99999)}+{rng.randint(10, 99999)}" for _ in range(n)]

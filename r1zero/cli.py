@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "func", None):
             return args.func(args)
-        from r1zero.config import load_recipe, resolve
         from r1zero.pipeline import run_recipe
+        from r1zero.recipe import load_recipe, resolve
 
         if args.command == "config":
             print_config(args.kind)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from r1zero.config import Recipe
 from r1zero.errors import UserError
 from r1zero.models.io import device_line, resolve_device
+from r1zero.recipe import Recipe
 from r1zero.stages import STAGES, StageContext
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from r1zero.config import load_recipe, resolve
+from r1zero.recipe import load_recipe, resolve
 from r1zero.errors import UserError
 from tests.conftest import REPO
 

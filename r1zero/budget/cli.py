@@ -37,7 +37,7 @@ def add_commands(sub) -> None:
 def run_plan(args) -> int:
     from r1zero.budget.devices import get_device
     from r1zero.budget.plan import plan_recipe
-    from r1zero.config import load_recipe
+    from r1zero.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe.threads > 0:

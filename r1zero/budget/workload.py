@@ -158,7 +158,7 @@ def train_prompt_lengths(tokenizer, task_spec: str, options: dict, template: str
 # ---- one builder per stage kind ----------------------------------------------------------------
 
 def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
-    from r1zero.train.pretrain import corpus_batch, length_buckets, lm_batch
+    from r1zero.train.corpus import corpus_batch, length_buckets, lm_batch
 
     picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
     batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s)) for s in picks]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
+from r1zero.rewards.extract import plain_final_answer
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.hf import HFSampler
 from r1zero.types import Rollout
@@ -310,8 +311,6 @@ def sample_and_choose(model, tokenizer, prompt_ids: list[list[int]], params: Sam
                       batch_size: int = 256) -> list[Choice]:
     """n samples per prompt, then one chosen per prompt: strategy "majority" (self-consistency) or
     "best_of_n" (needs `verifier`; `columns[i]` are prompt i's extra reward columns)."""
-    from r1zero.eval.metrics import extract_answer
-
     if strategy not in ("majority", "best_of_n"):
         raise ValueError(f"unknown strategy {strategy!r}; expected majority or best_of_n")
     if strategy == "best_of_n" and verifier is None:
@@ -322,7 +321,7 @@ def sample_and_choose(model, tokenizer, prompt_ids: list[list[int]], params: Sam
     choices = []
     for i, prompt in enumerate(prompt_ids):
         mine = samples[i * n : (i + 1) * n]
-        answers = [extract_answer(r.text) for r in mine]
+        answers = [plain_final_answer(r.text) for r in mine]
         groups = group_answers(answers, equivalent)
         scores = None
         if strategy == "majority":

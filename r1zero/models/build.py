@@ -13,16 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1zero.tasks.arithmetic import ArithmeticGenerator, corpus_line
+from r1zero.tasks.templates import R1_ZERO_TEMPLATE
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 EOS, PAD = "<|end|>", "<|pad|>"
-R1_ZERO_TEMPLATE = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
-    "it. The assistant first thinks about the reasoning process in the mind and then provides the user "
-    "with the answer. The reasoning process and answer are enclosed within <think> </think> and "
-    "<answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> "
-    "answer here </answer>. User: {prompt}. Assistant:"
-)
 # Plain turns: the system text, then "User: ..." / "Assistant: ..." lines; eos ends each reply.
 CHAT_TEMPLATE = (
     "{% for m in messages %}"

@@ -19,6 +19,14 @@ from r1zero.errors import UserError
 from r1zero.registry import Registry
 from r1zero.types import Example, Messages
 
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
+    "it. The assistant first thinks about the reasoning process in the mind and then provides the user "
+    "with the answer. The reasoning process and answer are enclosed within <think> </think> and "
+    "<answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> "
+    "answer here </answer>. User: {prompt}. Assistant:"
+)
+
 TEMPLATES: Registry[Callable[..., str]] = Registry("prompt template")
 
 
@@ -34,9 +42,6 @@ def question_text(prompt: str | Messages) -> str:
 
 @TEMPLATES.register("r1_zero")
 def r1_zero(example: Example, tokenizer: Any = None, system: str | None = None) -> str:
-    # Imported here: models.build imports tasks.arithmetic, which runs this package's __init__.
-    from r1zero.models.build import R1_ZERO_TEMPLATE
-
     return R1_ZERO_TEMPLATE.format(prompt=question_text(example.prompt))
 
 

@@ -9,7 +9,7 @@ from r1zero.budget.memory import GB
 from r1zero.budget.plan import CPU_STAGE_FIXED_DEFAULT_S, SECONDS_PER_COMPLETION, plan_recipe
 from r1zero.budget.timing import CostModel
 from r1zero.budget.workload import RecipeInputs, expected_draws
-from r1zero.config import resolve
+from r1zero.recipe import resolve
 from tests.conftest import TINY_SHAPE
 
 CPU = Device("cpu", 64, 0.05, 0.05, 20, 0.10, baseline_gb=0.42)

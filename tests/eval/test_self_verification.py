@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from r1zero.config import load_recipe
+from r1zero.recipe import load_recipe
 from r1zero.pipeline import run_recipe
 from tests.conftest import REPO
 

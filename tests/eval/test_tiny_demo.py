@@ -17,7 +17,7 @@ PROBLEMS = {"min_digits": 1, "max_digits": 2, "ops": "+-"}
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    from r1zero.config import resolve
+    from r1zero.recipe import resolve
     from r1zero.pipeline import run_recipe
 
     out = tmp_path_factory.mktemp("runs")

@@ -16,7 +16,7 @@ from r1zero.tasks.arithmetic import (
     is_test,
     solution_text,
 )
-from r1zero.train.pretrain import corpus_batch
+from r1zero.train.corpus import corpus_batch
 
 
 def answer_of(text: str) -> int:
