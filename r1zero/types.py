@@ -25,4 +25,6 @@ class Rollout:
     completion_ids: list[int]  # (T,)
     logprobs: list[float]  # (T,) log-prob of each completion token under the sampling policy
     finish_reason: str  # "stop" (EOS or stop string) or "length"
-    text: str = ""  # decoded completion
+    text: str = ""  # decoded completion (multi-turn: the model's own text only; rewards never see tool output)
+    completion_mask: list[bool] | None = None  # (T,) multi-turn: False = a tool-output token (no log-prob, no loss)
+    info: dict[str, Any] = field(default_factory=dict)  # multi-turn: environment counts (tool_calls, tool_errors/...)

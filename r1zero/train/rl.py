@@ -41,6 +41,7 @@ from r1zero.eval.metrics import has_recheck, reasons, well_formed
 from r1zero.models.io import load_tokenizer, save_model_folder
 from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
+from r1zero.rollout.multiturn import make_multiturn, tool_figures
 from r1zero.tasks.curriculum import Curriculum
 from r1zero.train import cluster as C
 from r1zero.train.checkpoint import resume, save_checkpoint
@@ -159,6 +160,7 @@ def run_rl(cfg, ctx) -> Path:
                                cluster.learner_resources)
                if learners_on_ray else LocalLearner(cfg, model, ctx.model, seed=ctx.seed))
     sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options)
+    multi_turn = make_multiturn(cfg, sampler, tokenizer)  # None: single-turn
     score = C.RayRewardScorer(cluster.reward_resources) if on_ray else C.score_in_process
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
@@ -185,7 +187,9 @@ def run_rl(cfg, ctx) -> Path:
                 t_gen = time.perf_counter()
                 seed = (ctx.seed * 1_000_003 + step) * 101 + round_
                 with meter.phase("generation"):
-                    rollouts = sampler.generate(prompt_ids, cfg.group_size, replace(params, seed=seed))
+                    how = replace(params, seed=seed)
+                    rollouts = (multi_turn.generate(prompt_ids, cfg.group_size, how, examples) if multi_turn
+                                else sampler.generate(prompt_ids, cfg.group_size, how))
                 meter.add_sequences([len(r.prompt_ids) + len(r.completion_ids) for r in rollouts])
                 gen_s += time.perf_counter() - t_gen
                 n_tokens += sum(len(r.completion_ids) for r in rollouts)
@@ -216,6 +220,8 @@ def run_rl(cfg, ctx) -> Path:
                                time.perf_counter() - t0, n_tokens, learner.last_lr())
             if curriculum:
                 row["curriculum_level"] = curriculum.level
+            if multi_turn:
+                row.update(tool_figures(scored.sampled))
             if cluster.check_weights:
                 row.update(C.check_weights(learner, sampler))
             log.write(row)

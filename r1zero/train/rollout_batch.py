@@ -29,7 +29,7 @@ class RolloutBatch:
     input_ids: torch.Tensor  # (N, P+T)
     attention_mask: torch.Tensor  # (N, P+T) long
     position_ids: torch.Tensor  # (N, P+T)
-    completion_mask: torch.Tensor  # (N, T) bool, True = completion token
+    completion_mask: torch.Tensor  # (N, T) bool, True = the model's completion token (not padding, not tool output)
     old_logp: torch.Tensor  # (N, T) sampling-policy log-probs (0 on padding)
     adv: torch.Tensor  # (N,)
     prompt_width: int  # P
@@ -43,7 +43,8 @@ class RolloutBatch:
 
     def trimmed(self) -> RolloutBatch:
         """The same rows with completions cut to the longest kept one among them (less padding to run)."""
-        T = max(int(self.completion_mask.sum(-1).max()), 1) if len(self) else 1
+        kept = self.completion_mask.any(0).nonzero()  # (K, 1): multi-turn masks have holes (tool output)
+        T = int(kept[-1]) + 1 if len(kept) else 1
         width = self.prompt_width + T
         return RolloutBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.position_ids[:, :width],
                             self.completion_mask[:, :T], self.old_logp[:, :T], self.adv, self.prompt_width)
@@ -63,7 +64,7 @@ def make_batch(rollouts: list[Rollout], adv: torch.Tensor, pad_id: int) -> Rollo
         attn[i, P - p : P + t] = 1
         if t:
             input_ids[i, P : P + t] = torch.tensor(r.completion_ids)
-            comp_mask[i, :t] = True
+            comp_mask[i, :t] = True if r.completion_mask is None else torch.tensor(r.completion_mask)
             old_logp[i, :t] = torch.tensor(r.logprobs)
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)  # (N, P+T)
     return RolloutBatch(input_ids, attn, position_ids, comp_mask, old_logp, adv.float(), P)
