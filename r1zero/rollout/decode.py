@@ -16,11 +16,11 @@ derived from the live parameters at every call:
   calls the model's own experts module;
 - rows that stopped leave the batch (their caches are compacted) once an eighth of it has finished.
 
-Sampling semantics are `generate`'s: the same order of processors (min-new-tokens masking of the stop
-ids, temperature, Hugging Face's own TopK/TopP warpers), greedy at T = 0. Where it departs: a token
-is drawn by inverse-CDF (one uniform per row and a search in the cumulative probabilities) rather
-than `torch.multinomial`, so the same seed draws from the same distribution but not the same
-tokens as `generate`; and float sums run in another order (log-probs agree with a full forward pass
+Sampling semantics are `generate`'s: the same order of processors (temperature, min-new-tokens masking
+of the stop ids, top-k, top-p), greedy at T = 0, drawn by r1zero.rollout.sampling.draw_tokens, the one
+token-drawing function of samplers, eval and server. Where it departs: a token is drawn by inverse-CDF
+(one uniform per row and a search in the cumulative probabilities) rather than `torch.multinomial`;
+and float sums run in another order (log-probs agree with a full forward pass
 to ~1e-6). Anything this loop does not model (LoRA-wrapped or biased projections, q-LoRA, other
 generation-config processors) makes `supports` false and the sampler uses `generate`.
 """
@@ -31,8 +31,9 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from transformers import TopKLogitsWarper, TopPLogitsWarper
 from transformers.models.deepseek_v3 import modeling_deepseek_v3 as D
+
+from r1zero.rollout.sampling import draw_tokens, uniform_from
 
 # generation-config fields (and their no-op values) that add a processor this loop does not have
 NEUTRAL_GENERATION = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0),
@@ -193,22 +194,8 @@ class Sampling:
 
 def draw(logits, step: int, how: Sampling, gen: torch.Generator | None):
     """(tokens (B,), log-probs (B,)) from raw logits (B, V); log-probs of log_softmax(logits / T)."""
-    greedy = how.temperature <= 0
-    z = logits if greedy or how.temperature == 1.0 else logits / how.temperature  # (B, V)
-    processed = z.index_fill(1, how.stop_ids, float("-inf")) if step < how.min_new_tokens else z
-    if greedy:
-        tokens = processed.argmax(-1)
-    else:
-        if how.top_k:
-            processed = TopKLogitsWarper(how.top_k)(None, processed)
-        if how.top_p < 1.0:
-            processed = TopPLogitsWarper(how.top_p)(None, processed)
-        cdf = (processed - processed.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # (B, V) unnormalised
-        total = cdf[:, -1:]  # (B, 1)
-        u = torch.rand(total.shape, generator=gen, device=total.device, dtype=total.dtype)  # (B, 1)
-        # kept below the total, so the search lands on a token of positive probability
-        value = torch.minimum(u * total, torch.nextafter(total, total.new_zeros(())))
-        tokens = torch.searchsorted(cdf, value, right=True)[:, 0]
+    banned = how.stop_ids if step < how.min_new_tokens else None
+    tokens, z = draw_tokens(logits, how.temperature, how.top_p, how.top_k, uniform_from(gen), banned)  # (B,), (B, V)
     return tokens, z.gather(1, tokens[:, None])[:, 0] - torch.logsumexp(z, dim=-1)
 
 

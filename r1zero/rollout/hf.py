@@ -2,7 +2,8 @@
 
 DeepSeek-V3 folders decode in r1zero's own loop (r1zero.rollout.decode: absorbed MLA over a
 preallocated latent cache, fused MoE, finished rows dropped); other architectures (qwen2, llama),
-LoRA-wrapped models and generation configs that loop does not model use Hugging Face `generate`.
+LoRA-wrapped models and generation configs that loop does not model use Hugging Face `generate`;
+both draw tokens with r1zero.rollout.sampling.draw_tokens.
 
 Log-probabilities are those of the temperature-scaled full distribution, `log_softmax(logits / T)`,
 taken from the raw logits, before any processor (the same convention as TRL and vLLM's default); with
@@ -91,15 +92,20 @@ class HFSampler:
         return rollouts
 
     def _hf_generate(self, input_ids, mask, params: SamplingParams, stops: list[int]):
-        """(tokens (B, T), log-probs (B, T)) from Hugging Face `generate` and the raw logits it returns."""
+        """(tokens (B, T), log-probs (B, T)) from Hugging Face `generate` and the raw logits it returns.
+        `generate` runs greedily over `DrawProcessor`, which draws each token with r1zero's own
+        `draw_tokens` (temperature, top-k, top-p), so every backend samples one way."""
+        from transformers import LogitsProcessorList
+
+        from r1zero.rollout.sampling import DrawProcessor
+
         greedy = params.temperature <= 0
-        sample_args = {} if greedy else {"temperature": params.temperature, "top_p": params.top_p,
-                                         "top_k": params.top_k or None}
+        drawing = LogitsProcessorList([] if greedy else [DrawProcessor(params.temperature, params.top_p, params.top_k)])
         input_ids, mask = input_ids.to(self.model.device), mask.to(self.model.device)  # a policy on CUDA
         gen = self.model.generate(
             input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
-            do_sample=not greedy, eos_token_id=stops, pad_token_id=self.tokenizer.pad_token_id,
-            return_dict_in_generate=True, output_logits=True, **sample_args)
+            do_sample=False, eos_token_id=stops, pad_token_id=self.tokenizer.pad_token_id,
+            return_dict_in_generate=True, output_logits=True, logits_processor=drawing)
         new = gen.sequences[:, input_ids.shape[1] :]  # (B, T)
         logits = torch.stack(gen.logits, dim=1).float()  # (B, T, V)
         scale = 1.0 if greedy else params.temperature

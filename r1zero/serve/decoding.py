@@ -2,7 +2,8 @@
 
 - `sample_tokens`: one next token per row of a batch, each row with its own temperature, top-p,
   top-k and (optionally) its own seeded generator, so a seeded request samples the same tokens
-  whatever else shares its batch (up to the float noise of padding).
+  whatever else shares its batch (up to the float noise of padding); drawn as the RL sampler and
+  eval draw (r1zero.rollout.sampling).
 - `IncrementalDetokenizer`: the text of each new token without re-decoding the whole completion
   (the prefix/read offsets of Hugging Face TGI and vLLM); a token that ends inside a multi-byte
   character yields no text until the character is complete.
@@ -15,32 +16,16 @@ from __future__ import annotations
 
 import torch
 
+from r1zero.rollout.sampling import draw_tokens, uniform_per_row
+
 
 def sample_tokens(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor,
                   generators: list[torch.Generator | None], default: torch.Generator) -> torch.Tensor:
-    """Next token ids (B,) from `logits` (B, V); a row with temperature 0 is greedy.
-
-    Top-k and top-p apply together on the sorted distribution, as in vLLM: a token survives when it
-    is among the k most likely (k = 0: all) and the mass before it is below p.
-    """
-    logits = logits.float()
-    greedy = logits.argmax(dim=-1)  # (B,)
-    if bool((temperature <= 0).all()):
-        return greedy
-    probs = torch.softmax(logits / temperature.clamp(min=1e-5)[:, None], dim=-1)  # (B, V)
-    order = None
-    if bool((top_k > 0).any() or (top_p < 1).any()):  # sorting a large vocabulary costs; only when asked
-        probs, order = probs.sort(dim=-1, descending=True)  # (B, V) each
-        rank = torch.arange(probs.shape[-1])[None, :]  # (1, V)
-        outside_k = (top_k[:, None] > 0) & (rank >= top_k[:, None])  # (B, V)
-        outside_p = (probs.cumsum(dim=-1) - probs) >= top_p[:, None]  # (B, V), the top token always stays
-        probs = probs.masked_fill(outside_k | outside_p, 0.0)  # (B, V)
-    picked = torch.multinomial(probs, 1, generator=default).squeeze(-1)  # (B,)
-    for i, g in enumerate(generators):
-        if g is not None:
-            picked[i] = torch.multinomial(probs[i], 1, generator=g)[0]
-    sampled = picked if order is None else order.gather(-1, picked[:, None]).squeeze(-1)  # (B,) token ids
-    return torch.where(temperature <= 0, greedy, sampled)
+    """Next token ids (B,) from `logits` (B, V); a row with temperature 0 is greedy. Drawn by
+    r1zero.rollout.sampling.draw_tokens (top-k, then top-p over the survivors, as in vLLM and
+    `generate`), with each row's uniform from its own generator, or `default`."""
+    tokens, _ = draw_tokens(logits.float(), temperature, top_p, top_k, uniform_per_row(generators, default))
+    return tokens
 
 
 class IncrementalDetokenizer:
