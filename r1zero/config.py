@@ -185,7 +185,7 @@ class RLConfig:
                            "group (gloo on CPU, NCCL on GPU) averaging gradients", "verl", bounds='[1, inf)')
     cluster: dict = doc({}, "Ray, when sampler is ray or learners > 1: address (local | auto | ray://host:port), "
                             "temp_dir, num_cpus, strategy (ddp | fsdp2), learner_resources, reward_resources, "
-                            "check_weights (see r1zero.train.cluster.ClusterOptions)")
+                            "check_weights (see r1zero.distributed.cluster.ClusterOptions)")
     tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
                               "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",
                          "Yao et al. 2025, TIS", bounds='[0, inf)')

@@ -17,7 +17,7 @@ from r1zero.registry import Registry
 SAMPLERS: Registry[str] = Registry("sampler")
 SAMPLERS.register("hf")("r1zero.rollout.hf:HFSampler")
 SAMPLERS.register("vllm")("r1zero.rollout.vllm:VLLMSampler")
-SAMPLERS.register("ray")("r1zero.rollout.ray_pool:RaySamplerPool")
+SAMPLERS.register("ray")("r1zero.distributed.sampler_pool:RaySamplerPool")
 
 
 def sampler_class(name: str) -> type:

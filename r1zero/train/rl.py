@@ -19,7 +19,7 @@ same figures over the groups that dynamic sampling kept for the update are logge
 The loop is the same on one process and on a Ray cluster; only the objects differ: the sampler
 (`sampler`: hf in this process, or a `ray` pool of actors), the learner (`learners`: a
 LocalLearner here, or a RayLearnerGroup of torch.distributed ranks) and the reward scorer (Ray
-tasks when a cluster is in use). See r1zero.train.learner and r1zero.rollout.ray_pool.
+tasks when a cluster is in use). See r1zero.train.learner and r1zero.distributed.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ import torch
 from r1zero import tasks
 from r1zero.algo import ADVANTAGES, AdvantageConfig, loss_config
 from r1zero.budget import StageMeter
+from r1zero.distributed import cluster as C
+from r1zero.distributed.learner_group import RayLearnerGroup
+from r1zero.distributed.rewards import RayRewardScorer, score_in_process
 from r1zero.errors import UserError
 from r1zero.eval.metrics import has_recheck, reasons, well_formed
 from r1zero.models.io import load_tokenizer, save_model_folder
@@ -43,9 +46,8 @@ from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.multiturn import make_multiturn, tool_figures
 from r1zero.tasks.curriculum import Curriculum
-from r1zero.train import cluster as C
 from r1zero.train.checkpoint import resume, save_checkpoint
-from r1zero.train.learner import LocalLearner, RayLearnerGroup, setup_policy
+from r1zero.train.learner import LocalLearner, setup_policy
 from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
 from r1zero.train.rollout_batch import make_batch
 from r1zero.types import Example, Rollout
@@ -107,7 +109,7 @@ def prompts_to_draw(cfg, scored: Scored) -> int:
 
 
 def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: Scored,
-                 score=C.score_in_process) -> None:
+                 score=score_in_process) -> None:
     """Score the rollouts, then keep every group (or, with dynamic sampling, the informative ones)."""
     G = cfg.group_size
     prompts = [e.prompt for e in examples for _ in range(G)]
@@ -161,7 +163,7 @@ def run_rl(cfg, ctx) -> Path:
                if learners_on_ray else LocalLearner(cfg, model, ctx.model, seed=ctx.seed))
     sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options)
     multi_turn = make_multiturn(cfg, sampler, tokenizer)  # None: single-turn
-    score = C.RayRewardScorer(cluster.reward_resources) if on_ray else C.score_in_process
+    score = RayRewardScorer(cluster.reward_resources) if on_ray else score_in_process
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
     log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"

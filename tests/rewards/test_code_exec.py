@@ -170,8 +170,8 @@ def test_asserts_split_into_calls_and_checks_hand_computed():
 def test_outcome_counts_reach_the_rl_step_metrics():
     """combine -> score_in_process -> score_groups -> the metrics.jsonl row: counts by kind."""
     from r1zero.config import RLConfig
+    from r1zero.distributed.rewards import score_in_process
     from r1zero.rewards import combine
-    from r1zero.train.cluster import score_in_process
     from r1zero.train.rl import Scored, score_groups, step_metrics
     from r1zero.types import Example, Rollout
 

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file
 
 from r1zero.config import RLConfig
+from r1zero.distributed import cluster as C
+from r1zero.distributed.sampler_pool import shard_prompts, shard_seed
 from r1zero.rollout.hf import HFSampler
-from r1zero.rollout.ray_pool import shard_prompts, shard_seed
 from r1zero.stages import StageContext
-from r1zero.train import cluster as C
 from r1zero.train.rl import run_rl
 from tests.conftest import build_tiny
 from tests.train.test_rl import FAST

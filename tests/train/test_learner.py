@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from r1zero.config import RLConfig
+from r1zero.distributed.cluster import ClusterOptions
 from r1zero.errors import UserError
 from r1zero.models.io import load_tokenizer
 from r1zero.stages import StageContext
-from r1zero.train.cluster import ClusterOptions
 from r1zero.train.learner import LocalLearner, length_pieces, setup_policy, shard_share
 from r1zero.train.rl import run_rl
 from r1zero.train.rollout_batch import make_batch

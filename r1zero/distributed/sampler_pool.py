@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.distributed.digest import weight_digest
 from r1zero.errors import UserError
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Rollout
@@ -44,16 +45,6 @@ def shard_seed(seed: int | None, k: int) -> int | None:
     if seed is None or k == 0:
         return seed
     return int(hashlib.sha256(f"{seed}/{k}".encode()).hexdigest()[:15], 16)
-
-
-def weight_digest(state_dict: dict) -> str:
-    """A short hash of every tensor's name, dtype, shape and bytes: equal digests = identical weights."""
-    h = hashlib.sha256()
-    for name in sorted(state_dict):
-        t = state_dict[name].detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class SamplerActor:
