@@ -2,7 +2,9 @@
 
 Routes: `POST /v1/chat/completions` and `POST /v1/completions` (both streaming over SSE or not),
 `GET /v1/models`, `GET /health`, `GET /` (the chat page). Chat replies split the reasoning from the
-answer as DeepSeek's API does (`reasoning.py`); `/v1/completions` returns the raw text.
+answer as DeepSeek's API does (`reasoning.py`); `/v1/completions` returns the raw text. A chat request
+may offer `tools`; the reply then returns the model's calls as OpenAI `tool_calls` (`tools.py`), and the
+client sends the results back as `role: tool` messages.
 
 Every refusal is JSON in OpenAI's error shape: 400 (bad JSON or field, n too large, context too
 long, a non-loopback `Host` on a loopback server), 401 (wrong API key), 403 (a cross-origin page not
@@ -47,6 +49,7 @@ from r1zero.serve.protocol import (
     usage,
 )
 from r1zero.serve.reasoning import ReasoningStream, split_reasoning
+from r1zero.serve.tools import split_tool_calls, template_messages, tools_on, uses_tools
 
 
 @dataclass
@@ -126,12 +129,13 @@ class Server:
         req = parse_request(ChatRequest, parse_json(body))
         self.check_model(req.model)
         try:
-            prompt, opens = render_chat(tokenizer, self.opts.template,
-                                        [{"role": m.role, "content": m.text()} for m in req.messages])
+            prompt, opens = render_chat(tokenizer, self.opts.template, template_messages(req),
+                                        [t.model_dump() for t in req.tools or []] if tools_on(req) else None,
+                                        with_tools=uses_tools(req))
         except UserError as e:
-            raise APIError(400, f"messages: {e}", "messages") from None
+            raise APIError(400, f"{'tools' if req.tools else 'messages'}: {e}", "messages") from None
         plan = self.plan(req, [prompt])
-        plan.starts_in_think = opens
+        plan.starts_in_think, plan.tools = opens, tools_on(req)
         return plan
 
     def plan_completion(self, body: bytes, tokenizer) -> Plan:
@@ -147,11 +151,14 @@ class Server:
     def chat_choices(self, results, plan) -> tuple[list[dict], list[Choice]]:
         messages, choices = [], []
         for text, event in results:
-            reasoning, content = split_reasoning(text, plan.starts_in_think)
-            messages.append({"content": content, "reasoning_content": reasoning})
+            said, calls = split_tool_calls(text) if plan.tools else (text, [])
+            reasoning, content = split_reasoning(said, plan.starts_in_think)
+            messages.append({"content": content or (None if calls else content), "reasoning_content": reasoning,
+                             **({"tool_calls": calls} if calls else {})})
             n_reason = reasoning_token_count(event.token_ids or [], self.think_close_id,
                                              bool(reasoning) or plan.starts_in_think or "<think>" in text)
-            choices.append(Choice(text, event.finish_reason, event.completion_tokens, n_reason))
+            finish = "tool_calls" if calls and event.finish_reason == "stop" else event.finish_reason
+            choices.append(Choice(text, finish, event.completion_tokens, n_reason))
         return messages, choices
 
 
@@ -193,6 +200,32 @@ async def stream_chat(job: Job, plan, rid: str, model: str, prompt_tokens: int, 
         yield b"data: [DONE]\n\n"
     finally:
         job.cancel()  # a client that went away frees its rows at the next step
+
+
+async def stream_chat_with_tools(job: Job, plan, rid: str, model: str, prompt_tokens: int, server: Server):
+    """A streamed reply that may call tools: the whole reply is collected first (a call is known only once
+    it is complete), then sent as OpenAI streams it: role, reasoning and content, the calls, the finish."""
+    created = int(time.time())
+    try:
+        try:
+            results = await collect(job)
+        except APIError as e:
+            yield sse(e.body())
+            return
+        messages, choices = server.chat_choices(results, plan)
+        for i, (m, c) in enumerate(zip(messages, choices)):
+            deltas = [{"role": "assistant", "content": ""}]
+            deltas += [{name: m[name]} for name in ("reasoning_content", "content") if m.get(name)]
+            deltas += [{"tool_calls": [{"index": k, **call} for k, call in enumerate(m.get("tool_calls", []))]}]
+            for delta in deltas:
+                if delta.get("tool_calls") != []:
+                    yield sse(chat_chunk(rid, model, created, [{"index": i, "delta": delta, "finish_reason": None}]))
+            yield sse(chat_chunk(rid, model, created, [{"index": i, "delta": {}, "finish_reason": c.finish_reason}]))
+        if wants_usage(plan):
+            yield sse(chat_chunk(rid, model, created, [], usage(prompt_tokens, choices, reasoning=True)))
+        yield b"data: [DONE]\n\n"
+    finally:
+        job.cancel()
 
 
 async def stream_completion(job: Job, plan, rid: str, model: str, prompt_tokens: int):
@@ -252,7 +285,8 @@ def add_routes(app: FastAPI, server: Server) -> None:
         req, prompt_tokens = plan.request, len(plan.prompts[0])
         job, rid = server.generator.start(plan), new_id("chatcmpl")
         if req.stream:
-            return StreamingResponse(stream_chat(job, plan, rid, req.model, prompt_tokens, server),
+            stream = stream_chat_with_tools if plan.tools else stream_chat
+            return StreamingResponse(stream(job, plan, rid, req.model, prompt_tokens, server),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
         messages, choices = server.chat_choices(await collect(job), plan)
         return chat_reply(rid, req.model, messages, choices, prompt_tokens)

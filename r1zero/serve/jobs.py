@@ -32,6 +32,7 @@ class Plan:
     prompts: list[list[int]]  # token ids of each prompt
     max_tokens: int
     starts_in_think: bool = False  # the (chat) prompt opened `<think>` for the model
+    tools: bool = False  # the model may call tools: generation stops at `</tool_call>`
 
     @property
     def count(self) -> int:
@@ -69,14 +70,25 @@ class Job:
             yield batch
 
 
-def render_chat(tokenizer, template: str, messages: list[dict]) -> tuple[list[int], bool]:
+def render_chat(tokenizer, template: str, messages: list[dict], tools: list[dict] | None = None,
+                with_tools: bool = False) -> tuple[list[int], bool]:
     """Token ids of a conversation under a prompt template (r1zero.tasks.templates), and whether the
-    rendered prompt opens `<think>` for the model. A template that cannot render it raises UserError."""
+    rendered prompt opens `<think>` for the model. A template that cannot render it raises UserError.
+    `with_tools` (tools offered, or calls in the history) renders with the tokenizer's own tool-aware
+    chat template, passing `tools` (OpenAI function-tool descriptions)."""
+    from r1zero.errors import UserError
     from r1zero.tasks.templates import TEMPLATES
+    from r1zero.tools.template import supports_tools
     from r1zero.types import Example
 
     role = {"developer": "system"}
     messages = [{**m, "role": role.get(m["role"], m["role"])} for m in messages]
+    if with_tools:
+        if template != "chat" or not supports_tools(tokenizer):
+            raise UserError(f"tool calls need a chat template that renders them (this server uses template "
+                            f"{template!r}{'' if template != 'chat' else ' and the model folder has none'})")
+        text = tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=True, tokenize=False)
+        return tokenizer(text, add_special_tokens=False)["input_ids"], prompt_opens_thinking(text)
     text = TEMPLATES.get(template)(Example(prompt=messages, answer=""), tokenizer)
     return tokenizer(text, add_special_tokens=False)["input_ids"], prompt_opens_thinking(text)
 
@@ -115,7 +127,7 @@ class Generator:
             return job
         job.sequences = [
             Sequence(p, job.sink(i * n + j), max_new_tokens=plan.max_tokens, temperature=req.temperature,
-                     top_p=req.top_p, top_k=req.top_k, stop=req.stop_list(),
+                     top_p=req.top_p, top_k=req.top_k, stop=req.stop_list() + (["</tool_call>"] if plan.tools else []),
                      seed=None if req.seed is None else req.seed + i * n + j)
             for i, p in enumerate(plan.prompts) for j in range(n)]
         try:

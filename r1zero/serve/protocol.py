@@ -3,7 +3,10 @@
 Requests are validated here into plain typed objects; every mistake becomes an `APIError` with an
 HTTP status and OpenAI's error body `{"error": {"message", "type", "param", "code"}}`.
 
-Departures from OpenAI's API: `logprobs`, tools, `response_format`, `echo` and `suffix` are refused
+Tools: a chat request may carry `tools` (function tools) and `tool_choice` ("none" switches them
+off; any other choice is taken as "auto": the model decides); a reply whose text holds tool calls returns
+them as `tool_calls` with finish reason "tool_calls"; the client runs them and sends `role: tool`
+messages back. Departures from OpenAI's API: `logprobs`, `response_format`, `echo` and `suffix` are refused
 with a 400 rather than ignored; unknown fields are ignored; a completion prompt is a string or a
 list of strings (token-id prompts are refused). Extensions (pass them with the openai
 client's `extra_body`): `top_k` (as vLLM), and the thinking budget `thinking_budget` (most tokens
@@ -39,9 +42,34 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str | dict = "{}"  # OpenAI sends a JSON string; an object is taken too
+
+
+class ToolCall(BaseModel):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    parameters: dict = Field(default_factory=dict)
+
+
+class ToolSpec(BaseModel):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
 class Message(BaseModel):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCall] | None = None  # assistant messages
+    tool_call_id: str | None = None  # tool messages
+    reasoning_content: str | None = None  # an assistant's reasoning, rendered back only before its tool calls
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -82,7 +110,8 @@ class CommonRequest(BaseModel):
 class ChatRequest(CommonRequest):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)  # OpenAI's newer name for max_tokens
-    tools: Any = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Any = None
     response_format: Any = None
 
 
@@ -98,7 +127,7 @@ class CompletionRequest(CommonRequest):
         return prompts
 
 
-UNSUPPORTED = ("logprobs", "tools", "response_format", "echo", "suffix")
+UNSUPPORTED = ("logprobs", "response_format", "echo", "suffix")
 
 
 def parse_request(kind: type[CommonRequest], body: Any) -> CommonRequest:

@@ -69,7 +69,7 @@ def strip_tool_calls(text: str) -> str:
 def render_tool_call(name: str, arguments: dict | str) -> str:
     """The text of one call; `arguments` as a dict or a JSON string of one."""
     args = json.loads(arguments) if isinstance(arguments, str) else arguments
-    return TOOL_CALL_OPEN + json.dumps({"name": name, "arguments": args}, separators=(", ", ": ")) + TOOL_CALL_CLOSE
+    return TOOL_CALL_OPEN + json.dumps({"name": name, "arguments": args}, ensure_ascii=False) + TOOL_CALL_CLOSE
 
 
 def neutralize(text: str) -> str:
