@@ -14,6 +14,7 @@ from pathlib import Path
 
 from r1zero.tasks.arithmetic import ArithmeticGenerator, corpus_line
 from r1zero.tasks.templates import R1_ZERO_TEMPLATE
+from r1zero.tools.template import TOOL_CHAT_TEMPLATE
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 EOS, PAD = "<|end|>", "<|pad|>"
@@ -73,7 +74,7 @@ def train_tokenizer(vocab_size: int, seed: int):
     # The tags are ordinary added tokens (not "special"), so decoding keeps them in the text.
     tok.add_tokens(REASONING_TOKENS)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD)
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = TOOL_CHAT_TEMPLATE  # CHAT_TEMPLATE's rendering, plus OpenAI-style tool calls
     fast.padding_side = "left"
     return fast
 
