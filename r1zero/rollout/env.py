@@ -3,7 +3,8 @@
 An environment is one small class with two methods, in the spirit of TRL's environments and the
 `verifiers` library: `reset(example)` before a conversation, and `step(message) -> Step` after each
 of the model's turns, giving the text appended to the context (`observation`), whether the
-conversation is over (`done`) and optionally a reward. One instance serves one conversation.
+conversation is over (`done`) and optionally a reward. One instance serves one conversation. The last
+reward an environment gave reaches reward functions as the column `env_reward` (`env_reward` below).
 
 `ToolEnvironment` runs the `<tool_call>`s of each turn with a ToolBox and answers with their results
 as `<tool_response>`s; a turn without a call ends the conversation. It gives no reward of its own: the
@@ -60,6 +61,16 @@ class ToolEnvironment:
         errors = Counter(f"tool_errors/{r.error}" for r in results if r.error)
         return Step("".join(render_tool_response(r.text) for r in results), done=False,
                     info={"tool_calls": len(calls), **errors})
+
+
+def env_reward(prompts, completions, env_reward=None, **columns) -> list[float | None]:
+    """The environment's own score of each rollout (its last `Step.reward`), as a reward function: name it
+    in `rl.rewards` as `r1zero.rollout.env:env_reward`.
+
+    >>> env_reward(["q", "q"], ["a", "b"], env_reward=[1.0, None])
+    [1.0, None]
+    """
+    return list(env_reward) if env_reward is not None else [None] * len(completions)
 
 
 def environment_factory(spec: str, tools: list[str]) -> Callable[[], Environment]:

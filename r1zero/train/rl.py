@@ -118,6 +118,8 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
                "completion_ids": [r.completion_ids for r in rollouts]}
     for key in {k for e in examples for k in e.meta}:
         columns[key] = [e.meta.get(key) for e in examples for _ in range(G)]
+    if any("env_reward" in r.info for r in rollouts):  # an environment's own score (r1zero.rollout.env)
+        columns["env_reward"] = [r.info.get("env_reward") for r in rollouts]
     per_reward = {}  # name -> (B*G,) scores, one combine call per reward so each is kept apart
     results = score(list(dict.fromkeys([*reward_specs, accuracy_name])), prompts, texts, columns, cfg.reward_timeout_s)
     for name, (per_reward[name], mean, errors, *outcome_counts) in results.items():

@@ -166,3 +166,35 @@ def test_rl_with_tools_logs_tool_metrics_per_step(tmp_path):
     assert len(rows) == 2
     for row in rows:
         assert 0.0 <= row["tool_call_share"] <= 1.0 and row["tool_errors/bad_json"] >= 0
+
+
+class Grader:
+    """A user environment that scores the conversation itself: 1 when the model's message mentions 'ok'."""
+
+    def reset(self, example: Example) -> None:
+        self.answer = example.answer
+
+    def step(self, message: str) -> Step:
+        return Step(None, done=True, reward=float(self.answer in message))
+
+
+def test_an_environment_reward_reaches_reward_functions_as_a_column(policy):
+    from r1zero.config import RLConfig
+    from r1zero.rollout.env import env_reward
+    from r1zero.train.rl import Scored, score_groups
+
+    _, tok = policy
+    sampler = MultiTurnSampler(Scripted(tok, [["ok"], ["no"]]), tok, Grader)
+    examples = [Example("q", "ok")]
+    rollouts = sampler.generate([[1]], 2, SamplingParams(max_new_tokens=5, stop=[]), examples)
+    assert [r.info["env_reward"] for r in rollouts] == [1.0, 0.0]
+    seen = {}
+
+    def score(names, prompts, texts, columns, timeout_s):
+        seen.update(columns)
+        values = env_reward(prompts, texts, **columns)
+        return {name: (values, sum(values) / len(values), 0) for name in names}
+
+    scored = Scored()
+    score_groups(RLConfig(group_size=2, prompts_per_step=1), examples, rollouts, {"env": 1.0}, "env", scored, score)
+    assert seen["env_reward"] == [1.0, 0.0] and scored.rewards == [1.0, 0.0]
