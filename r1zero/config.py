@@ -36,6 +36,49 @@ def in_bounds(value: float, bounds: str) -> bool:
     return above and below
 
 
+# ---- fields every training stage (pretrain, sft, rl) has: documented once, defaults per stage ----
+
+def warmup_steps_field(default: int) -> Any:
+    return doc(default, "linear warmup steps", bounds='[0, inf)')
+
+
+def weight_decay_field(default: float) -> Any:
+    return doc(default, "AdamW weight decay", bounds='[0, inf)')
+
+
+def grad_clip_field() -> Any:
+    return doc(1.0, "max gradient norm", bounds='(0, inf)')
+
+
+def lora_field() -> Any:
+    return doc(False, "train LoRA adapters (peft) instead of all weights")
+
+
+def lora_rank_field() -> Any:
+    return doc(16, "LoRA rank", bounds='[1, inf)')
+
+
+def lora_alpha_field() -> Any:
+    return doc(32, "LoRA alpha", bounds='[1, inf)')
+
+
+def checkpoint_every_field(default: int) -> Any:
+    return doc(default, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
+
+
+def keep_checkpoints_field() -> Any:
+    return doc(2, "checkpoints kept on disk", bounds='[0, inf)')
+
+
+def log_every_field() -> Any:
+    return doc(10, "steps between metrics.jsonl lines", bounds='[1, inf)')
+
+
+def report_to_field() -> Any:
+    return doc([], "experiment trackers besides metrics.jsonl: tensorboard, wandb (`pip install "
+                   "'r1zero[trackers]'`; W&B offline unless WANDB_MODE says otherwise)", "TRL report_to")
+
+
 @dataclass
 class BuildConfig:
     arch: str = doc("deepseek_v3", "architecture: deepseek_v3 (MLA + MoE), qwen2 or llama", "DeepSeek-V3")
@@ -63,9 +106,9 @@ class PretrainConfig:
         bounds='[1, inf)')
     lr: float = doc(3e-3, "peak AdamW learning rate", bounds='(0, inf)')
     min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr", bounds='[0, 1]')
-    warmup_steps: int = doc(40, "linear warmup steps", bounds='[0, inf)')
-    weight_decay: float = doc(0.01, "AdamW weight decay", bounds='[0, inf)')
-    grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
+    warmup_steps: int = warmup_steps_field(40)
+    weight_decay: float = weight_decay_field(0.01)
+    grad_clip: float = grad_clip_field()
     min_digits: int = doc(2, "smallest problems (digits of the larger operand)", bounds='[1, inf)')
     max_digits: int = doc(3, "largest problems", bounds='[1, inf)')
     ops: str = doc("+-*", "operations in the corpus")
@@ -88,9 +131,10 @@ class PretrainConfig:
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
         "DeepSeek-V3 sec. 2.1.2", bounds='[0, inf)')
     held_out: int = doc(200, "held-out evaluation problems that training never sees", bounds='[0, inf)')
-    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
-    keep_checkpoints: int = doc(2, "checkpoints kept on disk", bounds='[0, inf)')
-    log_every: int = doc(10, "steps between metrics.jsonl lines", bounds='[1, inf)')
+    checkpoint_every: int = checkpoint_every_field(100)
+    keep_checkpoints: int = keep_checkpoints_field()
+    log_every: int = log_every_field()
+    report_to: list = report_to_field()
 
 
 @dataclass
@@ -160,9 +204,9 @@ class RLConfig:
                                  "(the same gradient: each piece's loss is weighted by its share)", bounds='[1, inf)')
     lr: float = doc(5e-5, "AdamW learning rate (3e-4 collapsed a ~1M model in trials)", bounds='(0, inf)')
     lr_schedule: str = doc("constant", "constant or cosine (to 10%), after warmup")
-    warmup_steps: int = doc(0, "linear warmup steps", bounds='[0, inf)')
-    weight_decay: float = doc(0.0, "AdamW weight decay", bounds='[0, inf)')
-    grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
+    warmup_steps: int = warmup_steps_field(0)
+    weight_decay: float = weight_decay_field(0.0)
+    grad_clip: float = grad_clip_field()
     dynamic_sampling: bool = doc(True, "drop groups whose rewards are all equal and draw more prompts", "DAPO")
     curriculum: dict = doc({}, "difficulty curriculum over the task's levels, e.g. {levels: [3, 4], threshold: 0.7}: "
                                "the next level unlocks when the hardest one passes `threshold` of its last "
@@ -170,13 +214,14 @@ class RLConfig:
                            "reasoning-gym curricula")
     max_resample: int = doc(3, "dynamic sampling: extra generation rounds per step at most", "DAPO", bounds='[0, inf)')
     overlong_filter: bool = doc(False, "mask truncated completions out of the loss", "DAPO")
-    lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")
-    lora_rank: int = doc(16, "LoRA rank", bounds='[1, inf)')
-    lora_alpha: int = doc(32, "LoRA alpha", bounds='[1, inf)')
+    lora: bool = lora_field()
+    lora_rank: int = lora_rank_field()
+    lora_alpha: int = lora_alpha_field()
     gradient_checkpointing: bool = doc(False, "recompute activations in backward to save memory")
-    checkpoint_every: int = doc(50, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
-    keep_checkpoints: int = doc(2, "checkpoints kept on disk", bounds='[0, inf)')
+    checkpoint_every: int = checkpoint_every_field(50)
+    keep_checkpoints: int = keep_checkpoints_field()
     log_samples: int = doc(2, "completions per step written to samples.jsonl", bounds='[0, inf)')
+    report_to: list = report_to_field()
     sampler: str = doc("hf", "rollout backend: hf (in this process, shares the model), vllm, ray (a pool of "
                              "hf or vllm actors) or module:Class (r1zero.rollout.SAMPLERS)")
     sampler_options: dict = doc({}, "options of the sampler's create, e.g. ray: {actors: 2, backend: hf, "
@@ -208,16 +253,17 @@ class SFTConfig:
     max_length: int = doc(256, "tokens per sequence or packed row", bounds='[2, inf)')
     packing: bool = doc(True, "pack several examples into each row (attention kept within each example)")
     lr: float = doc(1e-3, "peak AdamW learning rate", bounds='(0, inf)')
-    warmup_steps: int = doc(10, "linear warmup steps", bounds='[0, inf)')
-    weight_decay: float = doc(0.0, "AdamW weight decay", bounds='[0, inf)')
-    grad_clip: float = doc(1.0, "max gradient norm", bounds='(0, inf)')
-    lora: bool = doc(False, "train LoRA adapters (peft) instead of all weights")
-    lora_rank: int = doc(16, "LoRA rank", bounds='[1, inf)')
-    lora_alpha: int = doc(32, "LoRA alpha", bounds='[1, inf)')
+    warmup_steps: int = warmup_steps_field(10)
+    weight_decay: float = weight_decay_field(0.0)
+    grad_clip: float = grad_clip_field()
+    lora: bool = lora_field()
+    lora_rank: int = lora_rank_field()
+    lora_alpha: int = lora_alpha_field()
     held_out_share: float = doc(0.05, "share of the data kept out for the held-out loss", bounds='[0, 1)')
-    checkpoint_every: int = doc(100, "steps between checkpoints; 0 = only at the end", bounds='[0, inf)')
-    keep_checkpoints: int = doc(2, "checkpoints kept on disk", bounds='[0, inf)')
-    log_every: int = doc(10, "steps between metrics.jsonl lines", bounds='[1, inf)')
+    checkpoint_every: int = checkpoint_every_field(100)
+    keep_checkpoints: int = keep_checkpoints_field()
+    log_every: int = log_every_field()
+    report_to: list = report_to_field()
 
 
 @dataclass

@@ -288,7 +288,7 @@ def run_sample(cfg, ctx) -> None:
 
     from r1zero.models.io import load_model, load_tokenizer
     from r1zero.rollout.hf import HFSampler
-    from r1zero.train.metrics import progress_bar
+    from r1zero.train.logs import progress_bar
 
     if cfg.samples < 1 or cfg.prompts < 1:
         raise UserError(f"{ctx.stage_id}: prompts and samples must be >= 1, got {cfg.prompts} and {cfg.samples}")

@@ -38,8 +38,8 @@ from r1zero.distributed.digest import weight_digest
 from r1zero.distributed.ranks import average_gradients, mean_over_ranks, shard_fully
 from r1zero.errors import UserError
 from r1zero.models.io import load_model, with_lora
-from r1zero.train.pretrain import warmup_cosine
 from r1zero.train.rollout_batch import RolloutBatch, completion_logprobs
+from r1zero.train.scaffold import adamw, optimizer_step
 
 
 def setup_policy(cfg, model_dir, device: str = "cpu"):
@@ -97,12 +97,9 @@ class LocalLearner:
                           else None)
         if strategy == "fsdp2" and world > 1:
             shard_fully(model)
-        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                           weight_decay=cfg.weight_decay)
-        floor = 0.1 if cfg.lr_schedule == "cosine" else 1.0
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(max(cfg.warmup_steps, 1), cfg.steps * cfg.num_iterations * cfg.minibatches,
-                                          floor))
+        total = cfg.steps * cfg.num_iterations * cfg.minibatches  # optimizer steps of the whole run
+        self.optimizer, self.scheduler = adamw(model, cfg.lr, cfg.weight_decay, max(cfg.warmup_steps, 1), total,
+                                               0.1 if cfg.lr_schedule == "cosine" else 1.0)
 
     def step(self, batch: RolloutBatch, step: int = 0) -> dict:
         """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps.
@@ -142,13 +139,9 @@ class LocalLearner:
                             sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
                 if self.world > 1 and self.strategy == "ddp":
                     average_gradients(self.model, self.world)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                grad_norm = optimizer_step(self.model, self.optimizer, self.scheduler, cfg.grad_clip)
                 sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item()
                 n_steps += 1
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
         means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()} | tis_metrics
         return mean_over_ranks(means) if self.world > 1 else means
 

@@ -1,4 +1,4 @@
-"""metrics.jsonl, a progress bar, and curve plots.
+"""A training stage's logs: metrics.jsonl, a progress bar, and curve plots.
 
 On resume the log is cut back to the checkpoint's step, so a resumed run's metrics.jsonl reads
 exactly like an uninterrupted one.

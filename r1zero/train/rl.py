@@ -28,7 +28,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -36,6 +36,7 @@ import torch
 from r1zero import tasks
 from r1zero.algo import ADVANTAGES, AdvantageConfig, loss_config
 from r1zero.budget import StageMeter
+from r1zero.config import RLConfig
 from r1zero.distributed import cluster as C
 from r1zero.distributed.learner_group import RayLearnerGroup
 from r1zero.distributed.rewards import RayRewardScorer, score_in_process
@@ -45,11 +46,12 @@ from r1zero.models.io import load_tokenizer, save_model_folder
 from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
 from r1zero.rollout.multiturn import make_multiturn, tool_figures
+from r1zero.stages import StageContext
 from r1zero.tasks.curriculum import Curriculum
-from r1zero.train.checkpoint import resume, save_checkpoint
 from r1zero.train.learner import LocalLearner, setup_policy
-from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
+from r1zero.train.logs import MetricsLog, plot_curves
 from r1zero.train.rollout_batch import make_batch
+from r1zero.train.scaffold import TrainingRun
 from r1zero.types import Example, Rollout
 
 
@@ -146,7 +148,7 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
             scored.correct += [score >= 1.0 for score in per_reward[accuracy_name][group]]
 
 
-def run_rl(cfg, ctx) -> Path:
+def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
     torch.manual_seed(ctx.seed)
     model, tokenizer = setup_policy(cfg, ctx.model, ctx.device), load_tokenizer(ctx.model)
     task = tasks.get(cfg.task, **cfg.task_options)
@@ -168,72 +170,66 @@ def run_rl(cfg, ctx) -> Path:
     score = RayRewardScorer(cluster.reward_resources) if on_ray else score_in_process
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
-    log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
     samples_path = ctx.stage_dir / "samples.jsonl"
     curriculum = make_curriculum(cfg.curriculum, task)
     state = {**learner.checkpoint_objects(), **({"curriculum": curriculum} if curriculum else {})}
-    start, _ = resume(ckpts, state, ctx.resume, "rl")
-    log.truncate_after(start)
-    MetricsLog(samples_path).truncate_after(start)
-    if start:
+    run = TrainingRun("rl", ctx.stage_dir, state, cfg.steps, ctx.resume, cfg.checkpoint_every, cfg.keep_checkpoints,
+                      cfg.report_to, asdict(cfg))
+    MetricsLog(samples_path).truncate_after(run.start)
+    if run.start:
         sampler.update_weights(learner.policy_state())  # samplers with their own copy start from the folder
 
-    with progress_bar("rl") as bar:
-        progress = bar.add_task("rl", total=cfg.steps, completed=start, info="")
-        for step in range(start + 1, cfg.steps + 1):
-            t0 = time.perf_counter()
-            scored, gen_s, n_tokens = Scored(), 0.0, 0
-            for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
-                examples = draw_examples(task, ctx.seed, step, round_, prompts_to_draw(cfg, scored), held_out,
-                                         curriculum)
-                prompt_ids = [tokenizer(tasks.render_prompt(e, cfg.template, tokenizer),
-                                        add_special_tokens=False)["input_ids"] for e in examples]
-                t_gen = time.perf_counter()
-                seed = (ctx.seed * 1_000_003 + step) * 101 + round_
-                with meter.phase("generation"):
-                    how = replace(params, seed=seed)
-                    rollouts = (multi_turn.generate(prompt_ids, cfg.group_size, how, examples) if multi_turn
-                                else sampler.generate(prompt_ids, cfg.group_size, how))
-                meter.add_sequences([len(r.prompt_ids) + len(r.completion_ids) for r in rollouts])
-                gen_s += time.perf_counter() - t_gen
-                n_tokens += sum(len(r.completion_ids) for r in rollouts)
-                with meter.phase("reward"):
-                    score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored, score)
-                results, G = scored.sampled_correct[-len(rollouts):], cfg.group_size
-                for b, example in enumerate(examples if curriculum else []):
-                    curriculum.update(example.meta["difficulty"], results[b * G:(b + 1) * G])
-                if len(scored.examples) >= cfg.prompts_per_step:
-                    break
-            t_train = time.perf_counter()
-            train_metrics = {}
-            if scored.examples:
-                rewards = torch.tensor(scored.rewards).view(-1, cfg.group_size)  # (B', G)
-                adv = advantage_fn(rewards, adv_cfg).flatten()  # (B'*G,)
-                batch = make_batch(scored.rollouts, adv, tokenizer.pad_token_id)
-                if cfg.overlong_filter:
-                    truncated = torch.tensor([r.finish_reason == "length" for r in scored.rollouts])
-                    batch.completion_mask &= ~truncated[:, None]
-                with meter.phase("train"):
-                    train_metrics = learner.step(batch, step)
-                lengths = batch.attention_mask.sum(-1).tolist() * cfg.num_iterations
-                meter.add_sequences(lengths, kind="train", train=True)
-                if loss_cfg.beta > 0:
-                    meter.add_sequences(lengths, kind="reference")
-                sampler.update_weights(learner.policy_state())
-            row = step_metrics(step, scored, train_metrics, gen_s, time.perf_counter() - t_train,
-                               time.perf_counter() - t0, n_tokens, learner.last_lr())
-            if curriculum:
-                row["curriculum_level"] = curriculum.level
-            if multi_turn:
-                row.update(tool_figures(scored.sampled))
-            if cluster.check_weights:
-                row.update(C.check_weights(learner, sampler))
-            log.write(row)
-            write_samples(samples_path, step, scored, cfg.log_samples)
-            bar.update(progress, completed=step, info=f"reward {row['reward']:.3f} | acc {row['accuracy']:.3f} | "
-                                                      f"len {row['response_length']:.1f}")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save_checkpoint(ckpts, step, state, keep=cfg.keep_checkpoints)
+    for step in run.steps():
+        t0 = time.perf_counter()
+        scored, gen_s, n_tokens = Scored(), 0.0, 0
+        for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
+            examples = draw_examples(task, ctx.seed, step, round_, prompts_to_draw(cfg, scored), held_out,
+                                     curriculum)
+            prompt_ids = [tokenizer(tasks.render_prompt(e, cfg.template, tokenizer),
+                                    add_special_tokens=False)["input_ids"] for e in examples]
+            t_gen = time.perf_counter()
+            seed = (ctx.seed * 1_000_003 + step) * 101 + round_
+            with meter.phase("generation"):
+                how = replace(params, seed=seed)
+                rollouts = (multi_turn.generate(prompt_ids, cfg.group_size, how, examples) if multi_turn
+                            else sampler.generate(prompt_ids, cfg.group_size, how))
+            meter.add_sequences([len(r.prompt_ids) + len(r.completion_ids) for r in rollouts])
+            gen_s += time.perf_counter() - t_gen
+            n_tokens += sum(len(r.completion_ids) for r in rollouts)
+            with meter.phase("reward"):
+                score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored, score)
+            results, G = scored.sampled_correct[-len(rollouts):], cfg.group_size
+            for b, example in enumerate(examples if curriculum else []):
+                curriculum.update(example.meta["difficulty"], results[b * G:(b + 1) * G])
+            if len(scored.examples) >= cfg.prompts_per_step:
+                break
+        t_train = time.perf_counter()
+        train_metrics = {}
+        if scored.examples:
+            rewards = torch.tensor(scored.rewards).view(-1, cfg.group_size)  # (B', G)
+            adv = advantage_fn(rewards, adv_cfg).flatten()  # (B'*G,)
+            batch = make_batch(scored.rollouts, adv, tokenizer.pad_token_id)
+            if cfg.overlong_filter:
+                truncated = torch.tensor([r.finish_reason == "length" for r in scored.rollouts])
+                batch.completion_mask &= ~truncated[:, None]
+            with meter.phase("train"):
+                train_metrics = learner.step(batch, step)
+            lengths = batch.attention_mask.sum(-1).tolist() * cfg.num_iterations
+            meter.add_sequences(lengths, kind="train", train=True)
+            if loss_cfg.beta > 0:
+                meter.add_sequences(lengths, kind="reference")
+            sampler.update_weights(learner.policy_state())
+        row = step_metrics(step, scored, train_metrics, gen_s, time.perf_counter() - t_train,
+                           time.perf_counter() - t0, n_tokens, learner.last_lr())
+        if curriculum:
+            row["curriculum_level"] = curriculum.level
+        if multi_turn:
+            row.update(tool_figures(scored.sampled))
+        if cluster.check_weights:
+            row.update(C.check_weights(learner, sampler))
+        run.write(row, info=f"reward {row['reward']:.3f} | acc {row['accuracy']:.3f} | "
+                            f"len {row['response_length']:.1f}")
+        write_samples(samples_path, step, scored, cfg.log_samples)
 
     final = learner.final_model()
     for worker in (sampler, learner):
@@ -243,7 +239,7 @@ def run_rl(cfg, ctx) -> Path:
     meter.write(ctx.stage_dir)
     final = final.merge_and_unload() if cfg.lora else final
     out = save_model_folder(final.eval(), tokenizer, ctx.stage_dir / "model")
-    plot_curves(log.rows(), ["reward", "accuracy", "response_length", "reasoning_share"],
+    plot_curves(run.log.rows(), ["reward", "accuracy", "response_length", "reasoning_share"],
                 ctx.stage_dir / "curves.png", "rl")
     return out
 

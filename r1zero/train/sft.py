@@ -36,18 +36,19 @@ import functools
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from r1zero.config import SFTConfig
 from r1zero.errors import UserError
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder, with_lora
+from r1zero.stages import StageContext
 from r1zero.tasks.base import BadRow
 from r1zero.tasks.loaders import FILE_SUFFIXES, read_records
-from r1zero.train.checkpoint import resume, save_checkpoint
-from r1zero.train.metrics import MetricsLog, plot_curves, progress_bar
-from r1zero.train.pretrain import warmup_cosine
+from r1zero.train.logs import plot_curves
+from r1zero.train.scaffold import TrainingRun, adamw, optimizer_step
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -294,7 +295,7 @@ def total_steps(cfg, n_rows: int, batch_size: int) -> int:
     return math.ceil(cfg.epochs * n_rows / batch_size) if cfg.epochs > 0 else cfg.steps
 
 
-def run_sft(cfg, ctx) -> Path:
+def run_sft(cfg: SFTConfig, ctx: StageContext) -> Path:
     torch.manual_seed(ctx.seed)
     model, tokenizer = setup_model(cfg, ctx.model, ctx.device)
     data_path = resolve_data(cfg.data, ctx.run_dir)
@@ -306,43 +307,31 @@ def run_sft(cfg, ctx) -> Path:
     cut = f"; {counts['truncated']} cut to {cfg.max_length} tokens" if counts["truncated"] else ""
     print(f"sft: {len(train)} training examples in {len(rows)} rows ({len(held)} held out) from {data_path}; "
           f"{steps} steps{cut}")
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.95),
-                                  weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(cfg.warmup_steps, 1), steps, 0.1))
-    log, ckpts = MetricsLog(ctx.stage_dir / "metrics.jsonl"), ctx.stage_dir / "checkpoints"
-    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-    start, _ = resume(ckpts, state, ctx.resume, "sft")
-    log.truncate_after(start)
+    optimizer, scheduler = adamw(model, cfg.lr, cfg.weight_decay, max(cfg.warmup_steps, 1), steps, 0.1,
+                                 betas=(0.9, 0.95))
+    run = TrainingRun("sft", ctx.stage_dir, {"model": model, "optimizer": optimizer, "scheduler": scheduler},
+                      steps, ctx.resume, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.report_to, asdict(cfg))
 
     pad, tokens, t0 = tokenizer.pad_token_id, 0, time.perf_counter()
-    with progress_bar("sft") as bar:
-        task = bar.add_task("sft", total=steps, completed=start, info="")
-        for step in range(start + 1, steps + 1):
-            batch_rows = [rows[i] for i in step_rows(len(rows), batch_size, ctx.seed, step)]
-            batch = collate(train, batch_rows, pad, cfg.packing)
-            nll, n_labels = assistant_nll(model, batch)
-            loss = nll / max(n_labels, 1)  # token mean over the batch's assistant tokens
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            tokens += sum(len(train[i].ids) for row in batch_rows for i in row)
-            if step % cfg.log_every == 0 or step == steps:
-                row = {"step": step, "epoch": step * batch_size / len(rows), "loss": loss.item(),
-                       "held_out_loss": held_out_loss(model, held, held_rows, cfg, pad),
-                       "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm.item(),
-                       "assistant_tokens": n_labels, "tokens_per_s": tokens / (time.perf_counter() - t0)}
-                log.write(row)
-                held_text = "-" if row["held_out_loss"] is None else f"{row['held_out_loss']:.3f}"
-                bar.update(task, info=f"loss {row['loss']:.3f} | held-out {held_text}")
-            bar.update(task, completed=step)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
-                save_checkpoint(ckpts, step, state, keep=cfg.keep_checkpoints)
+    for step in run.steps():
+        batch_rows = [rows[i] for i in step_rows(len(rows), batch_size, ctx.seed, step)]
+        batch = collate(train, batch_rows, pad, cfg.packing)
+        nll, n_labels = assistant_nll(model, batch)
+        loss = nll / max(n_labels, 1)  # token mean over the batch's assistant tokens
+        loss.backward()
+        grad_norm = optimizer_step(model, optimizer, scheduler, cfg.grad_clip)
+        tokens += sum(len(train[i].ids) for row in batch_rows for i in row)
+        if step % cfg.log_every == 0 or step == steps:
+            row = {"step": step, "epoch": step * batch_size / len(rows), "loss": loss.item(),
+                   "held_out_loss": held_out_loss(model, held, held_rows, cfg, pad),
+                   "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm.item(),
+                   "assistant_tokens": n_labels, "tokens_per_s": tokens / (time.perf_counter() - t0)}
+            held_text = "-" if row["held_out_loss"] is None else f"{row['held_out_loss']:.3f}"
+            run.write(row, info=f"loss {row['loss']:.3f} | held-out {held_text}")
 
     final = model.merge_and_unload() if cfg.lora else model
     out = save_model_folder(final.eval(), tokenizer, ctx.stage_dir / "model")
-    rows_logged = log.rows()
+    rows_logged = run.log.rows()
     plot_curves(rows_logged, ["loss", "held_out_loss"], ctx.stage_dir / "loss.png", "sft")
     if rows_logged:
         last_row = rows_logged[-1]

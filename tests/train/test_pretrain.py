@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 
 from r1zero.config import PretrainConfig
 from r1zero.models.io import load_model, load_tokenizer
-from r1zero.train.moe_balance import ExpertLoadBalancer
 from r1zero.train.corpus import corpus_batch, length_buckets, lm_batch
+from r1zero.train.moe_balance import ExpertLoadBalancer
 from tests.conftest import build_tiny, sigkill_once_written
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from r1zero.recipe import load_recipe
 from r1zero.pipeline import run_recipe
+from r1zero.recipe import load_recipe
 from tests.conftest import REPO
 
 

@@ -13,7 +13,7 @@ from r1zero.errors import UserError
 from r1zero.models.io import load_model, load_tokenizer
 from r1zero.stages import StageContext
 from r1zero.tasks.arithmetic import ArithmeticGenerator, solution_text
-from r1zero.train import sft
+from r1zero.train import scaffold, sft
 from r1zero.train.sft import (
     Tokenized,
     assistant_nll,
@@ -207,18 +207,18 @@ def test_crashed_sft_resumes_bit_exact(tmp_path, monkeypatch):
     cfg = SFTConfig(data=str(data), steps=12, **{**FAST, "checkpoint_every": 4, "log_every": 2})
     straight = run_sft(cfg, StageContext(tmp_path, tmp_path / "straight", "sft", 0, base, resume=False))
 
-    real_save = sft.save_checkpoint
+    real_save = scaffold.save_checkpoint  # every training stage checkpoints through the scaffold
 
     def save_then_crash(root, step, *args, **kwargs):
         real_save(root, step, *args, **kwargs)
         if step == 8:
             raise KeyboardInterrupt("killed after the step-8 checkpoint")
 
-    monkeypatch.setattr(sft, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(scaffold, "save_checkpoint", save_then_crash)
     crashed = StageContext(tmp_path, tmp_path / "crashed", "sft", 0, base, resume=False)
     with pytest.raises(KeyboardInterrupt):
         run_sft(cfg, crashed)
-    monkeypatch.setattr(sft, "save_checkpoint", real_save)
+    monkeypatch.setattr(scaffold, "save_checkpoint", real_save)
     resumed = run_sft(cfg, StageContext(tmp_path, tmp_path / "crashed", "sft", 0, base, resume=True))
 
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from r1zero.eval.metrics import has_correction
-from r1zero.train.metrics import read_jsonl
+from r1zero.train.logs import read_jsonl
 
 ROWS = [("greedy_pass@1", "greedy pass@1"), ("sampled_pass@1", "sampled pass@1"), ("pass@k", "pass@k"),
         ("hard/sampled_pass@1", "hard split: sampled pass@1"), ("hard/pass@k", "hard split: pass@k"),
