@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt "$(TORCH)"
-	$(BIN)/pip install -q -c constraints.txt -e '.[rl,serve,dev,ray]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[rl,serve,dev,ray,trackers]'
 	touch $@
 
 demo: install
@@ -30,6 +30,13 @@ test: install browser
 
 test-all: install browser
 	$(BIN)/python -m pytest -q -m ''
+
+# Side-by-side benchmarks on this machine (ratios against a peer); see bench/README.md. The heavier ones
+# (vs TRL, vLLM on a device, code reward) take their own arguments and are run by hand.
+bench: install
+	$(BIN)/python bench/bench_eval.py
+	$(BIN)/python bench/bench_plan.py
+	$(BIN)/python bench/bench_math_reward.py
 
 clean:
 	rm -rf $(VENV) runs
