@@ -126,6 +126,9 @@ class PretrainConfig:
     hard_share: float = doc(0.0, "share of problems with max_digits+1..hard_digits digits (a little exposure "
                                  "beyond the usual range, for RL to grow)", "arXiv 2512.07783", bounds='[0, 1]')
     hard_digits: int = doc(5, "largest problems drawn for `hard_share`", bounds='[1, 6]')
+    spacing: float = doc(0.0, "chance of 1-3 spaces before each partial result and after each step of a worked "
+                              "solution, so the model finds operand digits by content, not by distance, and a "
+                              "re-check written mid-solution does not derail the columns after it", bounds='[0, 1]')
     loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",

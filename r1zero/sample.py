@@ -298,7 +298,7 @@ def run_sample(cfg, ctx) -> None:
     task = tasks.get(cfg.task, **cfg.task_options)
     reward_specs = dict(cfg.rewards) or {task.rewards[0]: 1.0}
     examples = draw_prompts(task, cfg.prompts, ctx.seed, ctx.stage_id, getattr(cfg, "held_out", DEFAULT_HELD_OUT))
-    model, tokenizer = load_model(ctx.model), load_tokenizer(ctx.model)
+    model, tokenizer = load_model(ctx.model, device=ctx.device), load_tokenizer(ctx.model)
     t0 = time.perf_counter()
     with progress_bar("sample") as bar:
         progress = bar.add_task("sample", total=len(examples), info="")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from r1zero.recipe import load_recipe, resolve
 from r1zero.errors import UserError
+from r1zero.recipe import load_recipe, resolve
 from tests.conftest import REPO
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

@@ -77,6 +77,7 @@ class EvalOptions:
     hard_samples: int = 64
     hard_min_digits: int = 4
     hard_max_digits: int = 5
+    device: str = "auto"  # the recipe's device (auto: CUDA when present)
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> EvalOptions:
@@ -213,7 +214,7 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     if examples is None:
         task, examples = load_task_examples(opts, seed)
     reward_name = opts.reward or (task.rewards[0] if task is not None else "math")
-    model, tokenizer = load_model(model_dir), load_tokenizer(model_dir)
+    model, tokenizer = load_model(model_dir, device=opts.device), load_tokenizer(model_dir)
     prompts = [render_prompt(e, opts.template, tokenizer) for e in examples]
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     scorer = reward_function(reward_name)

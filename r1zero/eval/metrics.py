@@ -106,4 +106,5 @@ def has_correction(text: str) -> bool:
     >>> has_correction("<think>9+5+0=15~9+5+0=14!>4</think>"), has_correction("<think>9+5+0=14~9+5+0=14>4</think>")
     (True, False)
     """
-    return any(first != again for first, again in re.findall(r"=(\d+)~[^;>~]*?=(\d+)!?(?=[;>~]|</think>|$)", thinking(text)))
+    found = re.findall(r"=(\d+)~(?:[^;>~]*=)?(\d+)!?(?=[;>~]|$)", thinking(text))
+    return any(first != again for first, again in found)

@@ -81,7 +81,7 @@ def count_eval_tokens(meter, evals: list[ModelEval], model_dirs: list[Path]) -> 
 
 
 def run_eval(cfg, ctx) -> None:
-    opts = EvalOptions.from_config(cfg)
+    opts = EvalOptions.from_config(cfg, device=ctx.device)
     model_dirs = [ctx.model] + [resolve_model(str(ref), ctx.run_dir) for ref in getattr(cfg, "models", [])]
     meter = StageMeter.for_model_dir(ctx.model, stage=ctx.stage_id)
     with meter.phase("generation"):

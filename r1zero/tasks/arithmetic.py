@@ -18,6 +18,7 @@ Difficulty is the number of digits of the larger operand.
 from __future__ import annotations
 
 import random
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from r1zero.errors import UserError
 from r1zero.types import Example
 
 OPS = "+-*"
+MAX_SPACES = 3  # the most spaces `spaced` puts in one place
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1,
 
     With `slip_at` set, the column result at that index is off by `slip_by` and everything after
     follows from the wrong digit, so the answer is consistently wrong, unless that column is in
-    `checks`: a checked column is re-computed in place after `~` (`9+5+0=15~9+5+0=14!`), `!` marks a
-    re-check that disagreed, and the work goes on from the re-checked value.
+    `checks`: a checked column's value is worked out again from the same operands after `~`
+    (`9+5+0=15~14!`), `!` marks a re-check that disagreed, and the work goes on from the re-checked value.
     """
     xs = [int(c) for c in reversed(str(p.a))]
     ys = [int(c) for c in reversed(str(p.b))] if p.op != "*" else []
@@ -89,7 +91,7 @@ def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1,
         value = slipped(true, p.op, slip_by) if i == slip_at else true
         step = f"{lhs}={value}"
         if i in checks:
-            step += f"~{lhs}={true}" + ("!" if value != true else "")
+            step += f"~{true}" + ("!" if value != true else "")
             value = true
         if p.op == "-":
             digit, carry = value, borrow
@@ -157,13 +159,15 @@ class ArithmeticGenerator:
 
 
 def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share: float,
-                recheck_share: float = 0.0, recheck_density: float = 0.75) -> str:
+                recheck_share: float = 0.0, recheck_density: float = 0.75, spacing: float = 0.0) -> str:
     """One pretraining document: prompt then a direct, worked or slipped worked solution.
 
     A share `recheck_share` of worked solutions are careful ones: they re-check their first column and
     each later one with probability `recheck_density`, whether or not it slipped. So the choice to
     re-check is made at the first column, before the work can go wrong, and says nothing about how it
-    is going (a model that re-checks only when lost learns that re-checks mark failure)."""
+    is going (a model that re-checks only when lost learns that re-checks mark failure).
+    With `spacing`, spaces are put where a re-check goes and between steps (see `spaced`).
+    """
     if rng.random() < direct_share:
         return f"{p.text}={solution_text(p, 'direct')}"
     n_cols = len(str(p.a))
@@ -171,13 +175,32 @@ def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share:
     checks = frozenset()
     if recheck_share and rng.random() < recheck_share:
         checks = frozenset(i for i in range(n_cols) if i == 0 or rng.random() < recheck_density)
-    return f"{p.text}={solution_text(p, 'worked', slip_at, checks)}"
+    text = solution_text(p, "worked", slip_at, checks)
+    return f"{p.text}={spaced(text, rng, spacing) if spacing else text}"
+
+
+def spaced(text: str, rng: random.Random, share: float) -> str:
+    """`text` with 1..MAX_SPACES spaces, each time with probability `share`, before each partial result
+    (where a re-check goes) and after each step separator.
+
+    Why: a tiny model finds a column's operand digits by their distance from where it writes; a re-check
+    written mid-solution shifts every later column, and a base trained on solutions of one fixed layout
+    then misreads the operands after it (a correct forced re-check of the first column cut accuracy
+    from 0.64 to 0.25). Varied spacing teaches it to find them by content instead.
+    """
+    def gap(match: re.Match) -> str:
+        pad = " " * rng.randint(1, MAX_SPACES) if rng.random() < share else ""
+        return f"{pad}>" if match.group(0) == ">" else f";{pad}"
+
+    return re.sub(r"(?<=[\d!])>|;", gap, text)
 
 
 def check_drill(rng: random.Random, n: int = 4, wrong_share: float = 0.5, ops: str = OPS) -> str:
-    """A verification exercise, not a solution: `n` column steps, each followed by its re-check, half of
-    them with a wrong value that the re-check corrects (`7*7=49+0=50~7*7=49+0=49!>9`). Practice in
-    judging a given step, so that a re-check inside a solution draws on a skill learnt elsewhere."""
+    """A verification exercise, not a solution: `n` unrelated column steps, each followed by its re-check,
+    half of them with a wrong value that the re-check corrects (`7*7=49+0=50~49!`), separated by `,`.
+    Practice in judging a given step, so that a re-check inside a solution draws on a skill learnt
+    elsewhere. What follows a re-check differs from a solution's (`,` and an unrelated step here, `>`
+    and the partial result there), so a re-checking solution does not drift into drill mode."""
     drills = []
     for _ in range(n):
         op = rng.choice(ops)
@@ -186,5 +209,5 @@ def check_drill(rng: random.Random, n: int = 4, wrong_share: float = 0.5, ops: s
         carry = rng.randint(0, b - 1) if op == "*" else carry
         lhs, true, _ = column_lhs(op, x, y, carry, b)
         value = slipped(true, op, rng.choice((1, 1, -1, 2))) if rng.random() < wrong_share else true
-        drills.append(f"{lhs}={value}~{lhs}={true}" + ("!" if value != true else "") + f">{true % 10}")
-    return ";".join(drills)
+        drills.append(f"{lhs}={value}~{true}" + ("!" if value != true else ""))
+    return ",".join(drills)

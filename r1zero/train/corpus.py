@@ -26,7 +26,8 @@ def corpus_batch(cfg, seed: int, step: int) -> list[str]:
             continue
         hard = cfg.hard_share and cfg.hard_digits > cfg.max_digits and rng.random() < cfg.hard_share
         p = gen.problem(rng, rng.randint(cfg.max_digits + 1, cfg.hard_digits) if hard else None)
-        docs.append(corpus_line(p, rng, cfg.direct_share, cfg.slip_share, cfg.recheck_share, cfg.recheck_density))
+        docs.append(corpus_line(p, rng, cfg.direct_share, cfg.slip_share, cfg.recheck_share,
+                                cfg.recheck_density, cfg.spacing))
     return docs
 
 

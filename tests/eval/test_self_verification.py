@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from r1zero.recipe import load_recipe
 from r1zero.pipeline import run_recipe
+from r1zero.recipe import load_recipe
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

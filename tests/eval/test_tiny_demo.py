@@ -17,8 +17,8 @@ PROBLEMS = {"min_digits": 1, "max_digits": 2, "ops": "+-"}
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    from r1zero.recipe import resolve
     from r1zero.pipeline import run_recipe
+    from r1zero.recipe import resolve
 
     out = tmp_path_factory.mktemp("runs")
     recipe = resolve({"name": "base", "out_dir": str(out), "seed": 0, "threads": 1, "stages": ["build", "pretrain"],

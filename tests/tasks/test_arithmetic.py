@@ -31,7 +31,7 @@ def column_value(lhs: str) -> int:
 def has_slip(doc: str) -> bool:
     """Whether a column's first value is wrong (caught by a re-check or not)."""
     think = re.search(r"<think>(.*)</think>", doc).group(1)
-    return any(column_value(lhs) != int(v) for lhs, v in re.findall(r"(?:^|;)([^~;]*)=(\d+)", think))
+    return any(column_value(lhs) != int(v) for lhs, v in re.findall(r"(?:^|;)([^~;]*)=(\d+)[~>]", think))
 
 
 def test_the_evaluation_split_is_the_same_whatever_the_seed_and_never_trained_on():
@@ -75,13 +75,26 @@ def test_corpus_rechecks_are_rare_start_at_the_first_column_and_ignore_slips():
 
 def test_a_check_drill_re_computes_every_step_correctly():
     rng = random.Random(0)
-    steps = [s for _ in range(200) for s in check_drill(rng).split(";")]
+    drills = [check_drill(rng) for _ in range(200)]
+    assert not any(";" in d or ">" in d for d in drills)  # what follows a re-check is not a solution's
+    steps = [s for d in drills for s in d.split(",")]
     wrong = 0
     for step in steps:
-        first, second = step.split("~")
+        first, again = step.split("~")
         lhs, value = first.rsplit("=", 1)
-        lhs2, true = second.split(">")[0].rstrip("!").rsplit("=", 1)
-        assert lhs == lhs2 and (value != true) == ("!" in step) and step.endswith(f">{int(true) % 10}")
-        assert int(true) == column_value(lhs), step
-        wrong += value != true
+        assert (value != again.rstrip("!")) == again.endswith("!")
+        assert int(again.rstrip("!")) == column_value(lhs), step
+        wrong += again.endswith("!")
     assert 0.4 < wrong / len(steps) < 0.6
+
+
+def test_spacing_moves_the_columns_and_changes_nothing_else():
+    rng, gen = random.Random(0), ArithmeticGenerator()
+    problems = [gen.problem(rng) for _ in range(300)]
+    plain = [corpus_line(p, random.Random(i), 0.0, 0.3, recheck_share=0.5) for i, p in enumerate(problems)]
+    spaced = [corpus_line(p, random.Random(i), 0.0, 0.3, recheck_share=0.5, spacing=0.5) for i, p in enumerate(problems)]
+    assert sum(a != b for a, b in zip(plain, spaced)) > 250
+    assert [d.replace(" ", "") for d in spaced] == plain  # only spaces were added, and only ...
+    gaps = [(d[m.start() - 1], d[m.end()]) for d in spaced for m in re.finditer(r" +", d)]
+    assert gaps and all(before == ";" or after == ">" for before, after in gaps)  # ... after ; or before >
+    assert max(len(m) for d in spaced for m in re.findall(r" +", d)) == 3
