@@ -1,14 +1,25 @@
 """Policy losses: hand-computed values for every registered variant, the on-policy gradient
-against REINFORCE, clipping, the k3 KL, GSPO's sequence ratio, and the registry contract."""
+against REINFORCE, clipping, the k3 KL, GSPO's sequence ratio, the off-policy corrections (TIS,
+decoupled PPO, CISPO), and the registry contract."""
 
 import doctest
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 import r1zero.algo.losses as losses_module
-from r1zero.algo import LOSSES, PolicyLoss, PolicyLossConfig, kl_k3, loss_config, policy_loss, token_logprobs
+from r1zero.algo import (
+    LOSSES,
+    PolicyLoss,
+    PolicyLossConfig,
+    decoupled_weights,
+    kl_k3,
+    loss_config,
+    policy_loss,
+    token_logprobs,
+)
 from r1zero.errors import UserError
 
 # Two sequences, three token slots; the last slot of sequence 0 is padding (its ratio 3.0 must
@@ -77,16 +88,19 @@ def test_grpo_with_kl_hand_computed():
 
 
 def test_registered_variants_and_their_defaults():
-    assert LOSSES.names() == ["dapo", "dr_grpo", "grpo", "gspo"]
+    assert LOSSES.names() == ["cispo", "dapo", "decoupled_ppo", "dr_grpo", "grpo", "gspo"]
     assert loss_config("grpo") == PolicyLossConfig(eps_low=0.2, eps_high=0.2, aggregation="seq_mean",
                                                    ratio_level="token", beta=0.0)
     assert loss_config("dapo") == PolicyLossConfig(eps_high=0.28, aggregation="token_mean")
     assert loss_config("dr_grpo").aggregation == "constant"
     assert loss_config("gspo") == PolicyLossConfig(eps_low=3e-4, eps_high=4e-4, ratio_level="sequence")
+    assert loss_config("decoupled_ppo") == PolicyLossConfig(aggregation="token_mean", decoupled=True)
+    assert loss_config("cispo") == PolicyLossConfig(eps_low=1.0, eps_high=4.0, aggregation="token_mean",
+                                                    objective="cispo")
 
 
 def test_registry_rejects_unknown_and_duplicate_names():
-    with pytest.raises(UserError, match=r"unknown policy loss 'ppo'.*dapo, dr_grpo, grpo, gspo"):
+    with pytest.raises(UserError, match=r"unknown policy loss 'ppo'.*cispo, dapo, decoupled_ppo, dr_grpo, grpo, gspo"):
         LOSSES.get("ppo")
     with pytest.raises(UserError, match="unknown policy loss 'ppo'"):
         loss_config("ppo")
@@ -107,7 +121,11 @@ def test_loss_config_overrides_and_validation():
     with pytest.raises(UserError, match="beta"):
         PolicyLossConfig(beta=-1.0)
     with pytest.raises(UserError, match="eps_low"):
-        PolicyLossConfig(eps_low=1.0)
+        PolicyLossConfig(eps_low=1.5)
+    with pytest.raises(UserError, match=r"objective 'ppo'.*clipped, cispo"):
+        PolicyLossConfig(objective="ppo")
+    with pytest.raises(UserError, match="behav_weight_cap"):
+        loss_config("decoupled_ppo", behav_weight_cap=0.0)
 
 
 def test_a_given_config_wins_over_the_variant_defaults():
@@ -232,7 +250,7 @@ def test_beta_zero_needs_no_reference_and_beta_positive_does():
 
 # --- robustness ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["grpo", "dapo", "dr_grpo", "gspo"])
+@pytest.mark.parametrize("name", ["grpo", "dapo", "dr_grpo", "gspo", "decoupled_ppo", "cispo"])
 def test_padding_contents_change_nothing(name):
     # Garbage log-probs at padded positions (exp would overflow) give the same loss and gradient.
     logits, ids, mask, adv = small_policy(seed=4)
@@ -288,3 +306,109 @@ def test_tis_weight_scales_each_tokens_surrogate_and_not_the_kl():
     weighted = LOGP.clone().requires_grad_()
     policy_loss(weighted, OLD, None, ADV, MASK, loss_config("dapo"), token_weight=w)[0].backward()
     assert weighted.grad[1, 1] == 0 and weighted.grad[0, 2] == 0  # zero weight, padding: no gradient
+
+
+# --- decoupled PPO -------------------------------------------------------------------------------
+
+# Behaviour weights pi_prox / pi_behav on the shared example; the padded slot's 9.0 must count nowhere.
+BEHAV_W = torch.tensor([[2.0, 0.5, 9.0], [1.0, 1.5, 0.25]])
+BEHAV = OLD - BEHAV_W.log()  # the sampler's log-probs; OLD is now the proximal policy's
+
+
+def test_decoupled_ppo_hand_computed():
+    # The ratio is against pi_prox (OLD): the shared per-token losses [-1.1, -1.2, .], [0.9, 0.8, 1.0]
+    # (eps 0.2 / 0.2), each times its behaviour weight, token-mean over 5 kept tokens:
+    #   (-1.1 * 2 - 1.2 * 0.5 + 0.9 * 1 + 0.8 * 1.5 + 1.0 * 0.25) / 5 = -0.45 / 5
+    logp = LOGP.clone().requires_grad_()
+    loss, metrics = LOSSES.get("decoupled_ppo")(logp, BEHAV, None, ADV, MASK, prox_logp=OLD)
+    assert loss.item() == pytest.approx(-0.09)
+    assert metrics == pytest.approx({"clip_frac": 0.4, "clip_frac_low": 0.2, "clip_frac_high": 0.2,
+                                     "ratio_mean": 1.0, "ratio_max": 1.5, "adv_mean": 0.0,
+                                     "behav_weight_mean": 1.05, "behav_weight_max": 2.0, "behav_dropped_frac": 0.0})
+    loss.backward()
+    # d/dlogp of -rho * A * w / 5: token (0, 0) -1.1 * 2 / 5; the clip around pi_prox zeroes (0, 1) and (1, 1)
+    # although their ratios to pi_behav, 1.5 * 0.5 = 0.75 and 0.5 * 1.5 = 0.75, would not clip.
+    expected = torch.tensor([[-0.44, 0.0, 0.0], [0.9 / 5, 0.0, 0.25 / 5]])
+    torch.testing.assert_close(logp.grad, expected)
+
+    # AReaL's cap drops the token of weight 2 (its weight becomes 0): (-0.6 + 0.9 + 1.2 + 0.25) / 5
+    loss, metrics = LOSSES.get("decoupled_ppo")(LOGP, BEHAV, None, ADV, MASK,
+                                                loss_config("decoupled_ppo", behav_weight_cap=1.8), prox_logp=OLD)
+    assert loss.item() == pytest.approx(0.35)
+    assert (metrics["behav_weight_max"], metrics["behav_dropped_frac"]) == pytest.approx((1.5, 0.2))
+
+
+def test_decoupled_weights_hand_computed():
+    prox = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 5.0]])
+    behav = torch.tensor([[-1.5, -1.0, -3.0], [-0.5, -1.0, -50.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    # exp(0.5) = 1.6487, exp(-1) = 0.3679, exp(3) = 20.09 > cap 10 -> dropped; exp(0) = 1, exp(1) = 2.7183
+    expected = torch.tensor([[math.exp(0.5), math.exp(-1), 0.0], [1.0, math.e, 0.0]])
+    torch.testing.assert_close(decoupled_weights(prox, behav, mask, cap=10.0), expected)
+    assert decoupled_weights(prox, behav, mask)[0, 2].item() == pytest.approx(math.exp(3))  # no cap
+
+
+@pytest.mark.parametrize("aggregation", ["token_mean", "seq_mean", "constant"])
+def test_decoupled_ppo_with_prox_equal_to_behaviour_is_the_plain_clipped_surrogate(aggregation):
+    logits, ids, mask, adv = small_policy(seed=5)
+    logp = token_logprobs(logits, ids)  # (N, T)
+    behav = logp.detach() + 0.3 * torch.randn(logp.shape, generator=torch.Generator().manual_seed(6))  # (N, T)
+    cfg = loss_config("decoupled_ppo", aggregation=aggregation, max_completion_length=8)
+    decoupled, metrics = policy_loss(logp, behav, None, adv, mask, cfg, prox_logp=behav.clone())
+    (decoupled_grad,) = torch.autograd.grad(decoupled, logits, retain_graph=True)
+    plain, plain_metrics = policy_loss(logp, behav, None, adv, mask, replace(cfg, decoupled=False))
+    (plain_grad,) = torch.autograd.grad(plain, logits)
+    torch.testing.assert_close(decoupled, plain)
+    torch.testing.assert_close(decoupled_grad, plain_grad)
+    assert metrics == pytest.approx(plain_metrics | {"behav_weight_mean": 1.0, "behav_weight_max": 1.0,
+                                                     "behav_dropped_frac": 0.0})
+    assert plain_metrics["clip_frac"] > 0  # the example exercises the clip
+
+
+# --- CISPO ---------------------------------------------------------------------------------------
+
+def test_cispo_hand_computed():
+    # eps 0.2 / 0.2: clipped weights [1.1, 1.2, .], [0.9, 0.8, 1.0]; per token -w * A * logp,
+    # logp = -1 + log(rho); token-mean over the 5 kept tokens.
+    logp = LOGP.clone().requires_grad_()
+    loss, metrics = LOSSES.get("cispo")(logp, OLD, None, ADV, MASK, loss_config("cispo", eps_low=0.2, eps_high=0.2))
+    lp = [[-1 + math.log(1.1), -1 + math.log(1.5)], [-1 + math.log(0.9), -1 + math.log(0.5), -1.0]]
+    expected_loss = (-(1.1 * lp[0][0] + 1.2 * lp[0][1]) + (0.9 * lp[1][0] + 0.8 * lp[1][1] + 1.0 * lp[1][2])) / 5
+    assert loss.item() == pytest.approx(expected_loss)  # -0.34... - (-0.66...) ... see the numbers above
+    # CISPO counts a clipped weight on either side whatever the sign of A: 1.5 high, 0.5 low.
+    assert metrics == pytest.approx({"clip_frac": 0.4, "clip_frac_low": 0.2, "clip_frac_high": 0.2,
+                                     "ratio_mean": 1.0, "ratio_max": 1.5, "adv_mean": 0.0})
+    loss.backward()
+    expected = torch.tensor([[-1.1, -1.2, 0.0], [0.9, 0.8, 1.0]]) / 5  # -w * A / 5; nothing at padding
+    torch.testing.assert_close(logp.grad, expected)
+
+
+def test_cispo_keeps_the_gradient_of_tokens_that_ppo_clips():
+    # The four one-token sequences of the PPO clipping test: PPO zeroes rows 0 (rho 1.5, A +1) and
+    # 1 (rho 0.5, A -1). CISPO's gradient is -clip(rho) * A / 4 on every row (token-mean):
+    #   row 0: -1.2 / 4,  row 1: 0.8 / 4,  row 2 (rho 1.5, A -1): 1.2 / 4,  row 3 (rho 0.5, A +1): -0.8 / 4
+    ratio = torch.tensor([[1.5, 1.5], [0.5, 1.5], [1.5, 1.5], [0.5, 1.5]])
+    mask = torch.tensor([[True, False]] * 4)
+    adv = torch.tensor([1.0, -1.0, -1.0, 1.0])
+    old = torch.full((4, 2), -2.0)
+    cfg = loss_config("cispo", eps_low=0.2, eps_high=0.2)
+    grads = {}
+    for name, c in (("ppo", replace(cfg, objective="clipped")), ("cispo", cfg)):
+        logp = (old + ratio.log()).requires_grad_()
+        loss, metrics = policy_loss(logp, old, None, adv, mask, c)
+        loss.backward()
+        grads[name] = logp.grad[:, 0]
+    assert torch.equal(grads["ppo"][:2], torch.zeros(2))
+    torch.testing.assert_close(grads["cispo"], torch.tensor([-0.3, 0.2, 0.3, -0.2]))
+    assert (metrics["clip_frac"], metrics["clip_frac_low"], metrics["clip_frac_high"]) == (1.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("aggregation", ["token_mean", "seq_mean", "constant"])
+def test_cispo_on_policy_gradient_is_reinforce(aggregation):
+    logits, ids, mask, adv = small_policy(seed=7)
+    cfg = loss_config("cispo", aggregation=aggregation, max_completion_length=8)
+    logp = token_logprobs(logits, ids)  # (N, T)
+    (grad,) = torch.autograd.grad(policy_loss(logp, logp.detach(), None, adv, mask, cfg)[0], logits)
+    reinforce = -(adv.unsqueeze(1) * token_logprobs(logits, ids) * reinforce_weights(aggregation, mask, 8) * mask).sum()
+    (expected,) = torch.autograd.grad(reinforce, logits)
+    torch.testing.assert_close(grad, expected)
