@@ -20,6 +20,10 @@ lets FSDP reduce-scatter the gradients instead. Metrics are means over ranks (ma
 TIS (`tis_cap > 0`): before the epochs, a no-grad forward gives the trainer's log-probs, which
 become old_logp; each token's surrogate is weighted by min(exp(trainer - sampler), cap). The
 reference log-probs (beta > 0) are likewise computed once per batch, not once per piece and epoch.
+Decoupled PPO (a loss with `decoupled`, e.g. `decoupled_ppo`): the same forward gives the proximal
+log-probs pi_prox, passed to the loss as `prox_logp` while old_logp stays the sampler's; with TIS on
+as well, old_logp already is the trainer's, so pi_prox = old_logp and the TIS weight is the (truncated)
+behaviour weight.
 
 Every rank runs the same number of forward passes, which FSDP's collectives need: minibatches,
 micro-steps and the number of length pieces are functions of the global batch, not of a rank's rows.
@@ -113,6 +117,8 @@ class LocalLearner:
         cfg = self.cfg
         batch = batch_to(batch, self.device)
         batch, tis, tis_metrics = self.with_trainer_old_logp(batch) if cfg.tis_cap > 0 else (batch, None, {})
+        prox = self.trainer_logprobs(batch) if self.loss_cfg.decoupled and tis is None else None  # (N, T)
+        token_inputs = {k: v for k, v in (("token_weight", tis), ("prox_logp", prox)) if v is not None}
         ref_logp = self.reference_logprobs(batch) if self.loss_cfg.beta > 0 else None  # (N, T)
         kept = batch.completion_mask.cpu()  # (N, T) row bookkeeping stays on the CPU
         loss_cfg = self.loss_cfg
@@ -133,8 +139,8 @@ class LocalLearner:
                                         f"learners; lower minibatches or grad_accum, or use fewer learners")
                     mine = micro_idx[self.rank :: self.world]  # this rank's rows of the micro-batch
                     for rows in length_pieces(kept[mine], cfg.length_buckets, len(micro_idx) // self.world):
-                        weight, metrics = self.piece_backward(batch, tis, ref_logp, mine[rows], minibatch_mask,
-                                                              loss_cfg)
+                        weight, metrics = self.piece_backward(batch, token_inputs, ref_logp, mine[rows],
+                                                              minibatch_mask, loss_cfg)
                         for k, v in metrics.items():  # weighted as the loss is: the minibatch's value
                             sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
                 if self.world > 1 and self.strategy == "ddp":
@@ -145,8 +151,8 @@ class LocalLearner:
         means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()} | tis_metrics
         return mean_over_ranks(means) if self.world > 1 else means
 
-    def piece_backward(self, batch: RolloutBatch, tis, ref_logp, idx: torch.Tensor, minibatch_mask: torch.Tensor,
-                       loss_cfg) -> tuple[float, dict[str, float]]:
+    def piece_backward(self, batch: RolloutBatch, token_inputs: dict, ref_logp, idx: torch.Tensor,
+                       minibatch_mask: torch.Tensor, loss_cfg) -> tuple[float, dict[str, float]]:
         """Backward of rows `idx`' loss, weighted by their share of the minibatch's normaliser: (weight, metrics)."""
         cfg = self.cfg
         piece = batch.select(idx).trimmed()
@@ -154,7 +160,7 @@ class LocalLearner:
         logp, entropy = completion_logprobs(self.model, piece, cfg.temperature, with_entropy=True,
                                             share_prompts=self.share_prompts)
         ref = None if ref_logp is None else ref_logp[idx, :T]  # (n, T)
-        extra = {} if tis is None else {"token_weight": tis[idx, :T]}
+        extra = {k: v[idx, :T] for k, v in token_inputs.items()}  # per-token loss inputs (N, T) -> (n, T)
         loss, metrics = self.loss_fn(logp, piece.old_logp, ref, piece.adv, piece.completion_mask, loss_cfg, **extra)
         # The ranks' gradients are averaged, hence `world` times this rank's share.
         weight = self.world * shard_share(loss_cfg.aggregation, minibatch_mask, piece.completion_mask)
@@ -173,11 +179,15 @@ class LocalLearner:
                           for idx in self.chunks(batch)])  # (N, T)
 
     @torch.no_grad()
+    def trainer_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
+        """(N, T) log-probs of the completions under this policy before the update (no grad)."""
+        return torch.cat([completion_logprobs(self.model, batch.select(idx), self.cfg.temperature,
+                                              share_prompts=self.share_prompts)[0]
+                          for idx in self.chunks(batch)])  # (N, T)
+
     def with_trainer_old_logp(self, batch: RolloutBatch) -> tuple[RolloutBatch, torch.Tensor, dict]:
         """(batch with old_logp from this policy, TIS weights (N, T), their metrics)."""
-        trainer = torch.cat([completion_logprobs(self.model, batch.select(idx), self.cfg.temperature,
-                                                 share_prompts=self.share_prompts)[0]
-                             for idx in self.chunks(batch)])  # (N, T)
+        trainer = self.trainer_logprobs(batch)  # (N, T)
         tis = tis_weights(trainer, batch.old_logp, batch.completion_mask, self.cfg.tis_cap)  # (N, T)
         kept = tis[batch.completion_mask]  # (K,)
         metrics = {"tis_weight_mean": kept.mean().item() if kept.numel() else 1.0,
