@@ -197,8 +197,11 @@ class RLConfig:
     top_k: int = doc(0, "top-k sampling during RL; 0 = off", bounds='[0, inf)')
     stop: list = doc(["</answer>"], "generation stops after these (one-token) strings")
     advantage: str = doc("grpo", "advantage estimator: grpo, dr_grpo, rloo, reinforce_pp")
-    loss: str = doc("dapo", "policy loss variant: grpo, dapo, dr_grpo, gspo")
-    loss_options: dict = doc({}, "overrides of the loss variant: eps_low, eps_high, aggregation, beta, ...")
+    loss: str = doc("dapo", "policy loss variant: grpo, dapo, dr_grpo, gspo; off-policy corrections: decoupled_ppo "
+                            "(AReaL: clip around the learner's policy before the update, one more no-grad forward), "
+                            "cispo (MiniMax-M1: clipped importance weight, every token keeps its gradient)")
+    loss_options: dict = doc({}, "overrides of the loss variant: eps_low, eps_high, aggregation, beta, objective, "
+                                 "behav_weight_cap, ... (r1zero.algo.PolicyLossConfig)")
     num_iterations: int = doc(1, "epochs over each rollout batch (mu); ratios differ from 1 from the second on",
                               "GRPO", bounds='[1, inf)')
     minibatches: int = doc(1, "optimizer steps per epoch (the batch is split into this many)", bounds='[1, inf)')
