@@ -269,7 +269,7 @@ def test_padding_contents_change_nothing(name):
 
 def test_input_shapes_are_checked():
     with pytest.raises(ValueError, match="adv must be"):
-        policy_loss(LOGP, OLD, None, ADV.unsqueeze(1).expand(2, 3), MASK, loss_config("grpo"))
+        policy_loss(LOGP, OLD, None, ADV.unsqueeze(1), MASK, loss_config("grpo"))  # (N, 1): neither (N,) nor (N, T)
     with pytest.raises(ValueError, match="mask must be bool"):
         policy_loss(LOGP, OLD, None, ADV, MASK.float(), loss_config("grpo"))
     with pytest.raises(ValueError, match="old_logp has shape"):
