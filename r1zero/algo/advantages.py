@@ -13,11 +13,12 @@ Where these depart from their papers:
   batch. The paper also subtracts the batch mean; after group centring it is exactly 0, so we skip it.
   verl whitens over tokens (longer completions weigh more); we whiten over completions.
 - `rloo` (Ahmadian et al. 2024) needs G >= 2 and says so rather than inventing a baseline.
+- `gae` (PPO with a critic) lives in r1zero.algo.gae: its advantages are per token, from a value model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -35,6 +36,14 @@ class AdvantageConfig:
     # Added to a standard deviation before dividing, so a group (or batch) with equal rewards
     # gives 0 instead of NaN. Default 1e-6 as in verl; TRL uses 1e-4. (grpo, reinforce_pp)
     eps: float = 1e-6
+    # GAE's discount and trace decay (Schulman et al. 2016). 1.0 and 1.0 as verl defaults for outcome
+    # rewards: the advantage of every token is the final reward minus the critic's value. (gae)
+    gamma: float = 1.0
+    lam: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise UserError(f"gamma {self.gamma}, lam {self.lam}: expected both in [0, 1]")
 
 
 def _sample_std(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -105,3 +114,15 @@ def reinforce_pp_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
     rewards = _as_groups(rewards)  # (B, G)
     centred = rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
     return centred / (_sample_std(centred) + cfg.eps)  # (B, G) / ()
+
+
+def advantage_config(**options: object) -> AdvantageConfig:
+    """An AdvantageConfig from `rl.advantage_options`; an unknown key names the valid ones.
+
+    >>> advantage_config(lam=0.95).lam
+    0.95
+    """
+    valid = [f.name for f in fields(AdvantageConfig)]
+    if unknown := sorted(set(options) - set(valid)):
+        raise UserError(f"unknown advantage option(s) {', '.join(unknown)}; expected some of: {', '.join(valid)}")
+    return AdvantageConfig(**options)

@@ -141,7 +141,8 @@ def policy_loss(
 
     logp, old_logp, ref_logp: (N, T) log-probs of the sampled tokens under the policy being
     trained, the policy that sampled them (the behaviour policy), and the reference policy.
-    adv: (N,) one advantage per sequence. mask: (N, T) bool, True = completion token that counts.
+    adv: (N,) one advantage per sequence, or (N, T) one per token (GAE).
+    mask: (N, T) bool, True = completion token that counts.
     token_weight: (N, T) or None, a constant weight on each token's surrogate (truncated
     importance sampling, `tis_weights`). prox_logp: (N, T) or None, the proximal policy's log-probs
     (decoupled PPO): rho is taken against them and the surrogate weighted by pi_prox / pi_behav.
@@ -160,7 +161,8 @@ def policy_loss(
         seq_log_ratio = log_ratio.sum(-1) / keep.sum(-1).clamp(min=1)  # (N,) mean over kept tokens
         log_ratio = seq_log_ratio.unsqueeze(-1).expand_as(logp)  # (N, T): one ratio per sequence
     ratio = log_ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO).exp()  # (N, T)
-    a = adv.detach().to(logp.dtype).unsqueeze(-1)  # (N, 1)
+    a = adv.detach().to(logp.dtype)
+    a = a.unsqueeze(-1) if a.ndim == 1 else a  # (N, 1) or (N, T)
     clipped_ratio = ratio.clamp(1 - cfg.eps_low, 1 + cfg.eps_high)  # (N, T)
     if cfg.objective == "cispo":
         # d/dlogp = clip(rho) * A: the PPO gradient inside the range, a capped one outside it
@@ -210,7 +212,7 @@ def _metrics(ratio: Tensor, a: Tensor, kl: Tensor | None, behav: Tensor | None, 
         "clip_frac_high": high.sum() / n_kept,
         "ratio_mean": (ratio * keep).sum() / n_kept,
         "ratio_max": torch.where(mask, ratio, 0.0).max(),
-        "adv_mean": a.mean(),
+        "adv_mean": a.mean() if a.shape[1] == 1 else (a * keep).sum() / n_kept,
     }
     if kl is not None:
         values["kl"] = (kl * keep).sum() / n_kept
@@ -231,8 +233,8 @@ def _check_inputs(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, adv: 
             raise ValueError(f"{name} has shape {tuple(tensor.shape)}; expected logp's {tuple(logp.shape)}")
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be bool (True = keep); got {mask.dtype}")
-    if adv.shape != logp.shape[:1]:
-        raise ValueError(f"adv must be (N,) = {tuple(logp.shape[:1])}, one per sequence; "
+    if adv.shape not in (logp.shape[:1], logp.shape):
+        raise ValueError(f"adv must be (N,) = {tuple(logp.shape[:1])}, one per sequence, or (N, T); "
                          f"got {tuple(adv.shape)}")
     if cfg.beta > 0 and ref_logp is None:
         raise ValueError(f"beta={cfg.beta} needs ref_logp; pass reference log-probs or set beta=0")

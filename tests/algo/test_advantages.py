@@ -83,8 +83,8 @@ def test_rejects_flat_rewards():
 
 
 def test_registry_lists_valid_names_and_rejects_duplicates():
-    assert ADVANTAGES.names() == ["dr_grpo", "grpo", "reinforce_pp", "rloo"]
-    with pytest.raises(UserError, match=r"unknown advantage 'ppo'.*dr_grpo, grpo, reinforce_pp, rloo"):
+    assert ADVANTAGES.names() == ["dr_grpo", "gae", "grpo", "reinforce_pp", "rloo"]
+    with pytest.raises(UserError, match=r"unknown advantage 'ppo'.*dr_grpo, gae, grpo, reinforce_pp, rloo"):
         ADVANTAGES.get("ppo")
     with pytest.raises(ValueError, match="already registered"):
         ADVANTAGES.register("grpo")(lambda rewards, cfg: rewards)
