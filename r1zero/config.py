@@ -196,12 +196,22 @@ class RLConfig:
     top_p: float = doc(1.0, "nucleus sampling during RL", bounds='(0, 1]')
     top_k: int = doc(0, "top-k sampling during RL; 0 = off", bounds='[0, inf)')
     stop: list = doc(["</answer>"], "generation stops after these (one-token) strings")
-    advantage: str = doc("grpo", "advantage estimator: grpo, dr_grpo, rloo, reinforce_pp")
+    advantage: str = doc("grpo", "advantage estimator: grpo, dr_grpo, rloo, reinforce_pp, or gae (PPO: per-token "
+                                 "advantages from a learned critic, TinyZero's default; see r1zero.algo.gae)")
+    advantage_options: dict = doc({}, "overrides of the estimator's options: eps; gae's gamma and lam (1.0 and 1.0, "
+                                      "verl's defaults for outcome rewards)", "GAE, Schulman et al. 2016")
     loss: str = doc("dapo", "policy loss variant: grpo, dapo, dr_grpo, gspo; off-policy corrections: decoupled_ppo "
                             "(AReaL: clip around the learner's policy before the update, one more no-grad forward), "
                             "cispo (MiniMax-M1: clipped importance weight, every token keeps its gradient)")
     loss_options: dict = doc({}, "overrides of the loss variant: eps_low, eps_high, aggregation, beta, objective, "
                                  "behav_weight_cap, ... (r1zero.algo.PolicyLossConfig)")
+    critic_lr: float = doc(5e-4, "advantage gae: the critic's AdamW learning rate (10x the policy's, as TinyZero's "
+                                 "1e-5 critic / 1e-6 actor)", "TinyZero", bounds='(0, inf)')
+    vf_coef: float = doc(1.0, "advantage gae: weight of the value loss (the critic has its own AdamW, so it only "
+                              "matters against grad_clip)", "PPO", bounds='(0, inf)')
+    cliprange_value: float = doc(0.5, "advantage gae: each value may move at most this far from the value that made "
+                                      "the advantages, or the unclipped squared error no longer counts",
+                                 "PPO, verl", bounds='(0, inf)')
     num_iterations: int = doc(1, "epochs over each rollout batch (mu); ratios differ from 1 from the second on",
                               "GRPO", bounds='[1, inf)')
     minibatches: int = doc(1, "optimizer steps per epoch (the batch is split into this many)", bounds='[1, inf)')

@@ -27,6 +27,11 @@ behaviour weight.
 
 Every rank runs the same number of forward passes, which FSDP's collectives need: minibatches,
 micro-steps and the number of length pieces are functions of the global batch, not of a rank's rows.
+PPO with a critic (an advantage estimator with `token_advantages`, i.e. `gae`): a Critic (r1zero.train.critic)
+with its own AdamW on the policy's schedule gives values for the whole batch once, before the update; GAE turns
+them and the per-completion rewards into per-token advantages and returns, and each piece's clipped value loss
+is backpropagated beside its policy loss (token mean over the minibatch); both optimizers step together.
+
 The LR schedule advances once per optimizer step (`steps x num_iterations x minibatches` in all), and
 the minibatch shuffle is seeded by (seed, step), so each step draws its own permutation.
 """
@@ -37,11 +42,20 @@ from dataclasses import fields, replace
 
 import torch
 
-from r1zero.algo import LOSSES, loss_config, tis_weights
+from r1zero.algo import (
+    ADVANTAGES,
+    LOSSES,
+    advantage_config,
+    explained_variance,
+    loss_config,
+    tis_weights,
+    value_loss,
+)
 from r1zero.distributed.digest import weight_digest
 from r1zero.distributed.ranks import average_gradients, mean_over_ranks, shard_fully
 from r1zero.errors import UserError
 from r1zero.models.io import load_model, with_lora
+from r1zero.train.critic import Critic
 from r1zero.train.rollout_batch import RolloutBatch, completion_logprobs
 from r1zero.train.scaffold import adamw, optimizer_step
 
@@ -102,8 +116,19 @@ class LocalLearner:
         if strategy == "fsdp2" and world > 1:
             shard_fully(model)
         total = cfg.steps * cfg.num_iterations * cfg.minibatches  # optimizer steps of the whole run
-        self.optimizer, self.scheduler = adamw(model, cfg.lr, cfg.weight_decay, max(cfg.warmup_steps, 1), total,
-                                               0.1 if cfg.lr_schedule == "cosine" else 1.0)
+        schedule = (max(cfg.warmup_steps, 1), total, 0.1 if cfg.lr_schedule == "cosine" else 1.0)
+        self.optimizer, self.scheduler = adamw(model, cfg.lr, cfg.weight_decay, *schedule)
+        # An estimator with per-token advantages (gae) needs a critic, with its own AdamW on the same schedule.
+        self.token_advantages = getattr(ADVANTAGES.get(cfg.advantage), "token_advantages", None)
+        self.critic = None
+        if self.token_advantages:
+            if world > 1:
+                raise UserError(f"advantage {cfg.advantage!r} trains a critic, which runs in one learner; "
+                                "set learners: 1")
+            self.adv_cfg = advantage_config(**cfg.advantage_options)
+            self.critic = Critic(model_dir, str(self.device), cfg.gradient_checkpointing)
+            self.critic_optimizer, self.critic_scheduler = adamw(self.critic, cfg.critic_lr, cfg.weight_decay,
+                                                                 *schedule)
 
     def step(self, batch: RolloutBatch, step: int = 0) -> dict:
         """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps.
@@ -120,6 +145,7 @@ class LocalLearner:
         prox = self.trainer_logprobs(batch) if self.loss_cfg.decoupled and tis is None else None  # (N, T)
         token_inputs = {k: v for k, v in (("token_weight", tis), ("prox_logp", prox)) if v is not None}
         ref_logp = self.reference_logprobs(batch) if self.loss_cfg.beta > 0 else None  # (N, T)
+        batch, targets, critic_metrics = self.with_token_advantages(batch) if self.critic else (batch, None, {})
         kept = batch.completion_mask.cpu()  # (N, T) row bookkeeping stays on the CPU
         loss_cfg = self.loss_cfg
         if loss_cfg.aggregation == "constant" and loss_cfg.max_completion_length is None:
@@ -141,14 +167,21 @@ class LocalLearner:
                     for rows in length_pieces(kept[mine], cfg.length_buckets, len(micro_idx) // self.world):
                         weight, metrics = self.piece_backward(batch, token_inputs, ref_logp, mine[rows],
                                                               minibatch_mask, loss_cfg)
+                        if self.critic:
+                            metrics |= self.critic_backward(batch, targets, mine[rows], minibatch_mask)
                         for k, v in metrics.items():  # weighted as the loss is: the minibatch's value
                             sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
                 if self.world > 1 and self.strategy == "ddp":
                     average_gradients(self.model, self.world)
                 grad_norm = optimizer_step(self.model, self.optimizer, self.scheduler, cfg.grad_clip)
                 sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item()
+                if self.critic:
+                    value_norm = optimizer_step(self.critic, self.critic_optimizer, self.critic_scheduler,
+                                                cfg.grad_clip)
+                    sums["value_grad_norm"] = sums.get("value_grad_norm", 0.0) + value_norm.item()
                 n_steps += 1
-        means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()} | tis_metrics
+        means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()}
+        means |= tis_metrics | critic_metrics
         return mean_over_ranks(means) if self.world > 1 else means
 
     def piece_backward(self, batch: RolloutBatch, token_inputs: dict, ref_logp, idx: torch.Tensor,
@@ -168,6 +201,27 @@ class LocalLearner:
         metrics["loss"] = loss.item()
         metrics["entropy"] = entropy[piece.completion_mask].mean().item() if piece.completion_mask.any() else 0.0
         return weight, metrics
+
+    @torch.no_grad()
+    def with_token_advantages(self, batch: RolloutBatch) -> tuple[RolloutBatch, tuple, dict]:
+        """(batch with per-token advantages (N, T) in place of its per-completion rewards, (old values, returns)
+        (N, T) each, the critic's explained variance): the critic's values before this step's updates, and
+        GAE over them."""
+        old_values = torch.cat([self.critic(batch.select(idx)) for idx in self.chunks(batch)])  # (N, T)
+        adv, returns = self.token_advantages(batch.adv, old_values, batch.completion_mask, self.adv_cfg)
+        metrics = {"explained_variance": explained_variance(old_values, returns, batch.completion_mask)}
+        return replace(batch, adv=adv), (old_values, returns), metrics
+
+    def critic_backward(self, batch: RolloutBatch, targets, idx: torch.Tensor, minibatch_mask: torch.Tensor) -> dict:
+        """Backward of rows `idx`' clipped value loss, token mean over the minibatch (weighted by their share of
+        its kept tokens), times vf_coef; the value metrics."""
+        piece = batch.select(idx).trimmed()
+        T = piece.completion_mask.shape[1]
+        old_values, returns = (t[idx, :T] for t in targets)  # (n, T) each
+        loss, metrics = value_loss(self.critic(piece), old_values, returns, piece.completion_mask,
+                                   self.cfg.cliprange_value)
+        (loss * self.cfg.vf_coef * shard_share("token_mean", minibatch_mask, piece.completion_mask)).backward()
+        return metrics
 
     def chunks(self, batch: RolloutBatch) -> tuple[torch.Tensor, ...]:
         """Row indices of the batch in micro-batch-sized chunks, for no-grad passes over all of it."""
@@ -202,7 +256,9 @@ class LocalLearner:
         return self.model.state_dict()
 
     def checkpoint_objects(self) -> dict:
-        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+        critic = ({"critic": self.critic, "critic_optimizer": self.critic_optimizer,
+                   "critic_scheduler": self.critic_scheduler} if self.critic else {})
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, **critic}
 
     def final_model(self):
         return self.model

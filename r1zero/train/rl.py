@@ -13,6 +13,8 @@ Dynamic sampling's later rounds draw only the expected shortfall (`prompts_to_dr
 whole batch. The update runs each micro-step in pieces of similar completion length, weighted so
 that the gradient is the whole minibatch's (`LocalLearner.step`).
 Prompts and sampling seeds are pure functions of (seed, step): a resumed run repeats exactly.
+With `advantage: gae` (PPO) the learner also holds a critic that turns each
+completion's reward into per-token advantages (r1zero.algo.gae, r1zero.train.critic).
 Metrics (`reward`, `accuracy`, `response_length`, ...) cover every rollout sampled in the step; the
 same figures over the groups that dynamic sampling kept for the update are logged under `kept/`.
 
@@ -34,7 +36,7 @@ from pathlib import Path
 import torch
 
 from r1zero import tasks
-from r1zero.algo import ADVANTAGES, AdvantageConfig, loss_config
+from r1zero.algo import ADVANTAGES, advantage_config, loss_config
 from r1zero.budget import StageMeter
 from r1zero.config import RLConfig
 from r1zero.distributed import cluster as C
@@ -156,7 +158,7 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
         str(e.prompt) for e in task.examples("test", n=cfg.held_out, seed=ctx.seed)}
     reward_specs = dict(cfg.rewards) or {name: 1.0 for name in task.rewards}
     accuracy_name = cfg.accuracy_reward or next(iter(reward_specs))
-    advantage_fn, adv_cfg = ADVANTAGES.get(cfg.advantage), AdvantageConfig()
+    advantage_fn, adv_cfg = ADVANTAGES.get(cfg.advantage), advantage_config(**cfg.advantage_options)
     loss_cfg = loss_config(cfg.loss, **cfg.loss_options)
     cluster = C.ClusterOptions.parse(cfg.cluster)
     learners_on_ray = cfg.learners > 1 or cluster.learner_resources.get("num_gpus", 0) > 0

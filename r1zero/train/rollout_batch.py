@@ -31,7 +31,7 @@ class RolloutBatch:
     position_ids: torch.Tensor  # (N, P+T)
     completion_mask: torch.Tensor  # (N, T) bool, True = the model's completion token (not padding, not tool output)
     old_logp: torch.Tensor  # (N, T) sampling-policy log-probs (0 on padding)
-    adv: torch.Tensor  # (N,)
+    adv: torch.Tensor  # (N,), or (N, T) per-token advantages (GAE)
     prompt_width: int  # P
 
     def __len__(self) -> int:
@@ -47,7 +47,8 @@ class RolloutBatch:
         T = int(kept[-1]) + 1 if len(kept) else 1
         width = self.prompt_width + T
         return RolloutBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.position_ids[:, :width],
-                            self.completion_mask[:, :T], self.old_logp[:, :T], self.adv, self.prompt_width)
+                            self.completion_mask[:, :T], self.old_logp[:, :T],
+                            self.adv[:, :T] if self.adv.ndim == 2 else self.adv, self.prompt_width)
 
 
 def make_batch(rollouts: list[Rollout], adv: torch.Tensor, pad_id: int) -> RolloutBatch:
