@@ -1,5 +1,6 @@
 """The demo's claim, by behaviour (slow: the whole `make demo` recipe, ~10 minutes on 2 cores).
 
+The target of issue 17, not yet met (see docs/self-verification.md, and the xfail below).
 R1-Zero's signature in miniature: from a base that rarely re-checks its work, RL on the answer's
 correctness alone makes re-checking the habit, responses keep growing through training, and the
 re-checks pay (they catch real slips: completions that re-check are more often right, and those
@@ -18,7 +19,9 @@ from r1zero.pipeline import run_recipe
 from r1zero.recipe import load_recipe
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xfail(
+    strict=True, reason="issue 17 is open: RL removes the re-checks (docs/self-verification.md); the demo "
+                        "recipe has none yet. Strict: when this passes, drop the marker")]
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
