@@ -83,3 +83,11 @@ def test_resolution_errors():
         tasks.get("arithmetic").examples("dev", n=1)
     with pytest.raises(UserError, match="no difficulty level 9"):
         tasks.get("arithmetic").examples(n=1, level=9)
+
+
+def test_a_generated_tasks_test_split_does_not_depend_on_the_seed():
+    """Two seeds' tables are measured on the same problems, and training (which skips them) too."""
+    for name in ("countdown", "arithmetic"):
+        task = tasks.get(name)
+        assert [e.prompt for e in task.examples("test", n=20, seed=0)] == \
+               [e.prompt for e in task.examples("test", n=20, seed=7)]
