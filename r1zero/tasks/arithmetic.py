@@ -11,8 +11,12 @@ learns the 80 products and the additions far sooner than 720 fused `x*b+c` facts
 solution skips the work: `<think></think><answer>N</answer>`.
 A slipped solution gets one column wrong by one and carries the slip through to its answer, so the
 corpus teaches the mistakes a real base model makes (R1 starts from an imperfect base).
+A re-check works a column's value out again in place, `9+5+0=15~14!>4` (`!`: it disagreed, and the
+work goes on from 14); `corpus_line` can make a few solutions re-check, `check_drill` makes
+verification exercises, `spaced` varies the layout (docs/self-verification.md has the trials).
 
-Difficulty is the number of digits of the larger operand.
+Difficulty is the number of digits of the larger operand. The evaluation split is a fixed 2% of all
+problems (`is_test`), whatever the seed; training draws only from the rest.
 """
 
 from __future__ import annotations
