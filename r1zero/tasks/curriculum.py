@@ -78,6 +78,12 @@ class Curriculum:
             return True
         return False
 
+    def update_groups(self, levels: Sequence[int], correct: Sequence[bool]) -> None:
+        """Record groups of equal size, prompt-major: `correct` holds len(levels) groups, one per level."""
+        size = len(correct) // max(len(levels), 1)
+        for i, level in enumerate(levels):
+            self.update(level, correct[i * size:(i + 1) * size])
+
     def state_dict(self) -> dict[str, Any]:
         """Plain lists and numbers (JSON-safe)."""
         return {"levels": list(self.levels), "frontier": self.frontier,

@@ -200,9 +200,9 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
             n_tokens += sum(len(r.completion_ids) for r in rollouts)
             with meter.phase("reward"):
                 score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored, score)
-            results, G = scored.sampled_correct[-len(rollouts):], cfg.group_size
-            for b, example in enumerate(examples if curriculum else []):
-                curriculum.update(example.meta["difficulty"], results[b * G:(b + 1) * G])
+            if curriculum:  # every group drawn counts, kept or not
+                levels = [e.meta["difficulty"] for e in examples]
+                curriculum.update_groups(levels, scored.sampled_correct[-len(rollouts):])
             if len(scored.examples) >= cfg.prompts_per_step:
                 break
         t_train = time.perf_counter()

@@ -85,3 +85,9 @@ def test_bad_settings_are_user_errors():
         Curriculum([1, 2], min_samples=100, window=10)
     with pytest.raises(UserError, match="level 9"):
         Curriculum([1, 2]).update(9, [True])
+
+
+def test_update_groups_records_each_group_at_its_level():
+    c = Curriculum([2, 3], threshold=0.5, window=8, min_samples=2)
+    c.update_groups([2, 3, 2], [True, True, False, False, True, False])
+    assert c.pass_rate(2) == 0.75 and c.pass_rate(3) == 0.0
