@@ -133,7 +133,6 @@ class PretrainConfig:
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",
         "DeepSeek-V3 sec. 2.1.2", bounds='[0, inf)')
-    held_out: int = doc(200, "held-out evaluation problems that training never sees", bounds='[0, inf)')
     checkpoint_every: int = checkpoint_every_field(100)
     keep_checkpoints: int = keep_checkpoints_field()
     log_every: int = log_every_field()

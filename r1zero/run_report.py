@@ -40,8 +40,8 @@ one column per `;`:
   after `>` (`2`, carrying the `1` into the next column).
 - `13-5-0=8>8` subtracts; a leading `1` (`13`) marks a borrow from the next column.
 - `8*4=32+3=35>5` multiplies one digit (`8*4=32`) and adds the carry (`+3=35`).
-- `~` starts a re-check: the column is worked again in place. `9+5+0=15~9+5+0=14!>4` found that `15`
-  was wrong (`!`) and went on from `14`; `9+5+0=14~9+5+0=14>4` confirmed the step.
+- `~` starts a re-check: the column's value is worked out again in place. `9+5+0=15~14!>4` found that
+  `15` was wrong (`!`) and went on from `14`; `9+5+0=14~14>4` confirmed the step.
 - `<think></think>` (empty) answers directly, without working.
 """
 

@@ -42,7 +42,6 @@ from r1zero.rewards.language import target_language_share
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Example, Rollout
 
-DEFAULT_HELD_OUT = 200  # until SampleConfig has `held_out` (RLConfig's default)
 REWARD_TIMEOUT_S = 30.0
 
 
@@ -297,7 +296,7 @@ def run_sample(cfg, ctx) -> None:
     torch.manual_seed(ctx.seed)
     task = tasks.get(cfg.task, **cfg.task_options)
     reward_specs = dict(cfg.rewards) or {task.rewards[0]: 1.0}
-    examples = draw_prompts(task, cfg.prompts, ctx.seed, ctx.stage_id, getattr(cfg, "held_out", DEFAULT_HELD_OUT))
+    examples = draw_prompts(task, cfg.prompts, ctx.seed, ctx.stage_id, cfg.held_out)
     model, tokenizer = load_model(ctx.model, device=ctx.device), load_tokenizer(ctx.model)
     t0 = time.perf_counter()
     with progress_bar("sample") as bar:

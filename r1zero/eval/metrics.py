@@ -88,7 +88,7 @@ def thinking(text: str) -> str:
 def recheck_count(text: str) -> int:
     """Re-checks in the thinking: `~` re-computations plus prose markers.
 
-    >>> recheck_count("<think>9+5+0=15~9+5+0=14!>4;1+0+0=1~1+0+0=1>14</think>"), recheck_count("<think>Wait, 2</think>")
+    >>> recheck_count("<think>9+5+0=15~14!>4;1+0+0=1~1>14</think>"), recheck_count("<think>Wait, 2</think>")
     (2, 1)
     """
     think = thinking(text)
@@ -100,11 +100,14 @@ def has_recheck(text: str) -> bool:
 
 
 def has_correction(text: str) -> bool:
-    """A re-check that disagreed with the step it checked (`=15~9+5+0=14`), so the work changed course
-    (whether or not it wrote the `!` that marks it).
+    """A re-check that disagreed with the step it checked (`=15~14`), so the work changed course
+    (whether or not it wrote the `!` that marks it). The older form that restates the column
+    (`=15~9+5+0=14`) counts too.
 
-    >>> has_correction("<think>9+5+0=15~9+5+0=14!>4</think>"), has_correction("<think>9+5+0=14~9+5+0=14>4</think>")
+    >>> has_correction("<think>9+5+0=15~14!>4</think>"), has_correction("<think>9+5+0=14~14>4</think>")
     (True, False)
+    >>> has_correction("<think>9+5+0=15~14!   >4</think>"), has_correction("<think>8+6+0=14~8+6+0=13>3</think>")
+    (True, True)
     """
-    found = re.findall(r"=(\d+)~(?:[^;>~]*=)?(\d+)!?(?=[;>~]|$)", thinking(text))
+    found = re.findall(r"=(\d+)~(?:[^;>~]*=)?(\d+)!?(?=\s*[;>~,]|\s*$)", thinking(text))
     return any(first != again for first, again in found)

@@ -38,10 +38,11 @@ def evaluate_models(model_dirs: list[Path], opts: EvalOptions, seed: int) -> lis
     """Every model on the same items; with `hard_problems`, also on the hard split, whose figures join
     each summary under `hard/` and whose items join the items file marked `"split": "hard"`."""
     task, examples = load_task_examples(opts, seed)
-    evals = [evaluate_model(m, opts, seed, examples, task) for m in model_dirs]
-    if opts.hard_problems:
+    if opts.hard_problems:  # before the main evaluation, so a task without digits fails at once
         hard = opts.hard()
         hard_task, hard_examples = load_task_examples(hard, seed)
+    evals = [evaluate_model(m, opts, seed, examples, task) for m in model_dirs]
+    if opts.hard_problems:
         for model_dir, ev in zip(model_dirs, evals):
             extra = evaluate_model(model_dir, hard, seed, hard_examples, hard_task)
             ev.summary.update({f"hard/{k}": v for k, v in extra.summary.items()

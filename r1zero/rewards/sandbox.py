@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 
 SANDBOX_UID_BASE = 2_000_000  # uids 2,000,000 .. 2,000,999: no account owns them
 SANDBOX_UID_COUNT = 1000
-STATE_DIR = Path(os.environ.get("R1ZERO_SANDBOX_STATE", "/run/lock/r1zero-sandbox"))  # uids/: locks, roots/
+# uids/: the host-wide uid leases (locks), roots/: reused root skeletons; R1ZERO_SANDBOX_STATE moves it
+# (e.g. where /run/lock is not writable, or to keep two test hosts apart)
+STATE_DIR = Path(os.environ.get("R1ZERO_SANDBOX_STATE", "/run/lock/r1zero-sandbox"))
 
 # The interpreter's first code: apply the rlimits given as arguments (process-group mode; namespace
 # mode sets them before the exec), give back `exit` and `quit` (-S skips `site`, which defines

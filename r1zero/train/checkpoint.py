@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from r1zero.errors import UserError
+
 
 def rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -67,8 +69,13 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, objects: dict[str, Any]) -> tuple[int, dict]:
-    """Restore each object and the RNG states; returns (step, extra)."""
+    """Restore each object and the RNG states; returns (step, extra). A checkpoint that lacks one of the
+    objects was written by another recipe (a curriculum or a critic turned on since): nothing is
+    restored and the user is told which, rather than a half-restored run starting over."""
     state = torch.load(path / "state.pt", weights_only=False)
+    if missing := sorted(set(objects) - set(state)):
+        raise UserError(f"checkpoint {path} has no {', '.join(missing)}: it was written by a recipe without "
+                        f"them; resume with the recipe it was written by, or start a new run")
     for name, obj in objects.items():
         obj.load_state_dict(state[name])
     set_rng_state(state["rng"])
@@ -93,6 +100,8 @@ def resume(ckpt_root: Path, objects: dict[str, Any], enabled: bool, stage: str) 
     for path in reversed(list_checkpoints(ckpt_root)):
         try:
             step, extra = load_checkpoint(path, objects)
+        except UserError:
+            raise
         except Exception as e:  # noqa: BLE001 - unpickling, zip and key errors alike: not a usable checkpoint
             reason = (str(e).splitlines() or [type(e).__name__])[0][:100]
             print(f"r1zero: {stage}: skipping checkpoint {path.name}, which does not load ({reason})",

@@ -162,6 +162,9 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
     loss_cfg = loss_config(cfg.loss, **cfg.loss_options)
     cluster = C.ClusterOptions.parse(cfg.cluster)
     learners_on_ray = cfg.learners > 1 or cluster.learner_resources.get("num_gpus", 0) > 0
+    if learners_on_ray and getattr(advantage_fn, "token_advantages", None):
+        raise UserError(f"advantage {cfg.advantage!r} trains a critic, which runs in this process only: "
+                        "set learners: 1 and no cluster.learner_resources.num_gpus")
     on_ray = learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False)
     started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
     learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,

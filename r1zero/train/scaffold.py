@@ -71,15 +71,17 @@ class TrainingRun:
 
     def steps(self) -> Iterator[int]:
         """start + 1 .. total, under a progress bar; checkpoints after each step at the cadence."""
-        with progress_bar(self.stage) as self.bar:
-            self.task = self.bar.add_task(self.stage, total=self.total, completed=self.start, info="")
-            for step in range(self.start + 1, self.total + 1):
-                yield step
-                self.bar.update(self.task, completed=step)
-                if self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.total:
-                    save_checkpoint(self.ckpts, step, self.objects, keep=self.keep)
-        for tracker in self.trackers:
-            tracker.close()
+        try:
+            with progress_bar(self.stage) as self.bar:
+                self.task = self.bar.add_task(self.stage, total=self.total, completed=self.start, info="")
+                for step in range(self.start + 1, self.total + 1):
+                    yield step
+                    self.bar.update(self.task, completed=step)
+                    if self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.total:
+                        save_checkpoint(self.ckpts, step, self.objects, keep=self.keep)
+        finally:  # a run stopped by an error or Ctrl-C still closes its tracker runs
+            for tracker in self.trackers:
+                tracker.close()
 
     def write(self, row: dict, info: str = "") -> None:
         """One metrics row (metrics.jsonl and each tracker), and the progress bar's text."""

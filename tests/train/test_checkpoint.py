@@ -38,3 +38,18 @@ def test_resume_past_a_corrupt_newest_checkpoint_is_bit_exact(tmp_path):
                      StageContext(tmp_path, tmp_path / "cut", "rl", 0, base, resume=True))
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_from_another_recipe_is_refused_before_anything_is_restored(tmp_path):
+    """A curriculum (or critic) turned on since the checkpoint: one clear error, the model untouched."""
+    import pytest
+
+    from r1zero.errors import UserError
+    from r1zero.tasks import Curriculum
+
+    saved, model = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    save_checkpoint(tmp_path, 3, {"model": saved})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UserError, match="has no curriculum"):
+        resume(tmp_path, {"model": model, "curriculum": Curriculum([2, 3])}, True, "rl")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -44,7 +44,7 @@ def test_bias_updates_lower_expert_load_imbalance(tmp_path):
 
 def pretrain_cmd(model_dir, out_dir, *extra):
     return [sys.executable, "-m", "r1zero.cli", "pretrain", "--model", str(model_dir), "--out", str(out_dir),
-            "steps=24", "batch_size=8", "checkpoint_every=8", "warmup_steps=5", "threads=1", "held_out=20",
+            "steps=24", "batch_size=8", "checkpoint_every=8", "warmup_steps=5", "threads=1",
             *extra]
 
 
