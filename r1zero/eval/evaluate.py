@@ -5,7 +5,9 @@ greedy answer. Per item: the extracted answers, their correctness by the task's 
 (`math` for GSM8K / MATH-500 / arithmetic), the vote groups (equivalent answers grouped by
 math-verify) and the majority answer. Summary: greedy and sampled pass@1, unbiased pass@k for every
 k <= n, cons@k, best-of-n with a verifier reward (optional), format rate, share of completions that
-reason, mean length and thinking length in tokens, truncation rate, items/s.
+reason, mean length and thinking length in tokens, truncation rate, items/s; how often completions
+re-check a step and whether that pays (`recheck_summary`), pass@1 per difficulty. With
+`hard_problems`, the stage (eval/stage.py) adds a harder split's figures under `hard/`.
 
 Items are generated shortest prompt first, in chunks of at most `batch_size` sequences and
 `max_batch_tokens` padded tokens (one batched generate each, seed `seed + chunk`), so a run is
