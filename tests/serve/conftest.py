@@ -41,22 +41,30 @@ def teach_reply(model_dir: Path, out: Path, steps: int = 40) -> Path:
         prompt = tok.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False)
         p = tok(prompt, add_special_tokens=False)["input_ids"]
         rows.append((p, tok(REPLY, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]))
+    fit_replies(model, tok.pad_token_id, rows, steps)
+    torch.set_num_threads(threads)
+    model.eval()
+    return save_model_folder(model, tok, out)
+
+
+def fit_replies(model, pad_id: int, rows: list[tuple[list[int], list[int]]], steps: int) -> None:
+    """`steps` AdamW steps (lr 1e-2) on (prompt ids, reply ids) rows in one batch, loss on the replies only."""
+    import torch
+
     width = max(len(p) + len(r) for p, r in rows)
-    ids = torch.full((len(rows), width), tok.pad_token_id)  # (B, T) right-padded
+    ids = torch.full((len(rows), width), pad_id)  # (B, T) right-padded
     labels = torch.full((len(rows), width), -100)  # (B, T) loss on the reply only
     for i, (p, r) in enumerate(rows):
         ids[i, : len(p) + len(r)] = torch.tensor(p + r)
         labels[i, len(p) : len(p) + len(r)] = torch.tensor(r)
-    mask = (ids != tok.pad_token_id).long()
+    mask = (ids != pad_id).long()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
     for _ in range(steps):
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    torch.set_num_threads(threads)
-    model.eval()
-    return save_model_folder(model, tok, out)
 
 
 @pytest.fixture(scope="session")

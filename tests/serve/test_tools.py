@@ -13,7 +13,7 @@ from r1zero.serve.tools import split_tool_calls
 from r1zero.tools import ToolBox, load_tool, parse_tool_calls
 from r1zero.tools.template import TOOL_CHAT_TEMPLATE
 from tests.conftest import build_tiny
-from tests.serve.conftest import ServerProcess
+from tests.serve.conftest import ServerProcess, fit_replies
 
 QUESTION = "what is 12*34?"
 CALL = '<think>12*34</think><tool_call>{"name": "calculator", "arguments": {"expression": "12*34"}}</tool_call>'
@@ -43,20 +43,7 @@ def teach_tool_use(out: Path, steps: int = 150) -> Path:
         prompt = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
         ids = tok(prompt, add_special_tokens=False)["input_ids"]
         rows.append((ids, tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]))
-    width = max(len(p) + len(r) for p, r in rows)
-    ids = torch.full((len(rows), width), tok.pad_token_id)  # (B, T) right-padded
-    labels = torch.full((len(rows), width), -100)  # (B, T) loss on the replies only
-    for i, (p, r) in enumerate(rows):
-        ids[i, : len(p) + len(r)] = torch.tensor(p + r)
-        labels[i, len(p) : len(p) + len(r)] = torch.tensor(r)
-    mask = (ids != tok.pad_token_id).long()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(steps):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_replies(model, tok.pad_token_id, rows, steps)
     torch.set_num_threads(threads)
     return save_model_folder(model.eval(), tok, out)
 
