@@ -246,6 +246,12 @@ class RLConfig:
     cluster: dict = doc({}, "Ray, when sampler is ray or learners > 1: address (local | auto | ray://host:port), "
                             "temp_dir, num_cpus, strategy (ddp | fsdp2), learner_resources, reward_resources, "
                             "check_weights (see r1zero.distributed.cluster.ClusterOptions)")
+    async_level: int = doc(0, "k: how many policy versions the sampler may lag the learner; 0 = generate, then "
+                              "train, in turn; k >= 1 = the next batches are generated (in a second process, or by "
+                              "the ray pool) while the learner trains, and step t trains on rollouts of the policy of "
+                              "step t-k (k updates behind): a fixed lag, so runs stay deterministic and resumable "
+                              "(r1zero.train.pipelined); pair with an off-policy loss (decoupled_ppo, cispo) or tis_cap",
+                           "verl one-step-off, prime-rl, AReaL", bounds='[0, inf)')
     tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
                               "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",
                          "Yao et al. 2025, TIS", bounds='[0, inf)')

@@ -18,6 +18,11 @@ completion's reward into per-token advantages (r1zero.algo.gae, r1zero.train.cri
 Metrics (`reward`, `accuracy`, `response_length`, ...) cover every rollout sampled in the step; the
 same figures over the groups that dynamic sampling kept for the update are logged under `kept/`.
 
+With `async_level` k >= 1 the sampling side (`StepSampler`: prompts, generation, rewards, the curriculum) runs
+k steps ahead of the learner, in a second process or a thread driving the ray pool (r1zero.train.pipelined):
+step t trains on rollouts of the policy of step t-k, a fixed lag, so a run stays deterministic and resumable.
+The loop reads the same; `policy_lag` in the metrics says how far behind each batch was.
+
 The loop is the same on one process and on a Ray cluster; only the objects differ: the sampler
 (`sampler`: hf in this process, or a `ray` pool of actors), the learner (`learners`: a
 LocalLearner here, or a RayLearnerGroup of torch.distributed ranks) and the reward scorer (Ray
@@ -30,8 +35,11 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -52,6 +60,7 @@ from r1zero.stages import StageContext
 from r1zero.tasks.curriculum import Curriculum
 from r1zero.train.learner import LocalLearner, setup_policy
 from r1zero.train.logs import MetricsLog, plot_curves
+from r1zero.train.pipelined import InTurn, RolloutsAhead
 from r1zero.train.rollout_batch import make_batch
 from r1zero.train.scaffold import TrainingRun
 from r1zero.types import Example, Rollout
@@ -150,14 +159,114 @@ def score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored: S
             scored.correct += [score >= 1.0 for score in per_reward[accuracy_name][group]]
 
 
-def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
-    torch.manual_seed(ctx.seed)
-    model, tokenizer = setup_policy(cfg, ctx.model, ctx.device), load_tokenizer(ctx.model)
+@dataclass
+class SampledStep:
+    """The sampling side's work for one step: the scored groups and its own figures."""
+
+    scored: Scored
+    seconds_generation: float = 0.0
+    seconds_reward: float = 0.0
+    completion_tokens: int = 0
+    sequence_lengths: list[int] = field(default_factory=list)  # prompt + completion of every generated rollout
+    curriculum_level: int | None = None  # after this step's draws
+
+
+@dataclass
+class StepSampler:
+    """One step's sampling side: draw prompts -> generate G completions each -> score, and dynamic sampling's
+    extra rounds until B groups are kept. The same object runs in this process (async_level 0), in a worker
+    process or in a thread driving the ray pool (async_level >= 1); its state is the curriculum's."""
+
+    cfg: RLConfig
+    seed: int
+    task: Any
+    tokenizer: Any
+    sampler: Any  # None in the learner's process when a worker samples
+    multi_turn: Any
+    score: Callable
+    held_out: set[str]
+    reward_specs: dict[str, float]
+    accuracy_name: str
+    curriculum: Curriculum | None
+
+    def __call__(self, step: int) -> SampledStep:
+        cfg, out = self.cfg, SampledStep(Scored())
+        params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
+        for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
+            examples = draw_examples(self.task, self.seed, step, round_, prompts_to_draw(cfg, out.scored),
+                                     self.held_out, self.curriculum)
+            prompt_ids = [self.tokenizer(tasks.render_prompt(e, cfg.template, self.tokenizer),
+                                         add_special_tokens=False)["input_ids"] for e in examples]
+            t_gen = time.perf_counter()
+            how = replace(params, seed=(self.seed * 1_000_003 + step) * 101 + round_)
+            rollouts = (self.multi_turn.generate(prompt_ids, cfg.group_size, how, examples) if self.multi_turn
+                        else self.sampler.generate(prompt_ids, cfg.group_size, how))
+            t_reward = time.perf_counter()
+            out.seconds_generation += t_reward - t_gen
+            out.sequence_lengths += [len(r.prompt_ids) + len(r.completion_ids) for r in rollouts]
+            out.completion_tokens += sum(len(r.completion_ids) for r in rollouts)
+            score_groups(cfg, examples, rollouts, self.reward_specs, self.accuracy_name, out.scored, self.score)
+            if self.curriculum:  # every group drawn counts, kept or not
+                levels = [e.meta["difficulty"] for e in examples]
+                self.curriculum.update_groups(levels, out.scored.sampled_correct[-len(rollouts):])
+            out.seconds_reward += time.perf_counter() - t_reward
+            if len(out.scored.examples) >= cfg.prompts_per_step:
+                break
+        out.curriculum_level = self.curriculum.level if self.curriculum else None
+        return out
+
+    def update_weights(self, state: dict) -> None:
+        self.sampler.update_weights(state)
+
+    def checkpoint_objects(self) -> dict:
+        return {"curriculum": self.curriculum} if self.curriculum else {}
+
+    def state_dict(self) -> dict:
+        return {name: obj.state_dict() for name, obj in self.checkpoint_objects().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, obj in self.checkpoint_objects().items():
+            obj.load_state_dict(state[name])
+
+
+def make_step_sampler(cfg: RLConfig, ctx: StageContext, tokenizer, sampler, score=score_in_process) -> StepSampler:
+    """The sampling side of `cfg`: task, held-out prompts, rewards, curriculum, multi-turn driver."""
     task = tasks.get(cfg.task, **cfg.task_options)
     held_out = set() if task.finite or not cfg.held_out else {
         str(e.prompt) for e in task.examples("test", n=cfg.held_out, seed=ctx.seed)}
     reward_specs = dict(cfg.rewards) or {name: 1.0 for name in task.rewards}
-    accuracy_name = cfg.accuracy_reward or next(iter(reward_specs))
+    multi_turn = make_multiturn(cfg, sampler, tokenizer) if sampler is not None else None  # None: single-turn
+    return StepSampler(cfg, ctx.seed, task, tokenizer, sampler, multi_turn, score, held_out, reward_specs,
+                       cfg.accuracy_reward or next(iter(reward_specs)), make_curriculum(cfg.curriculum, task))
+
+
+def worker_step_sampler(cfg: RLConfig, ctx: StageContext) -> StepSampler:
+    """The sampling side in a worker process (async_level >= 1): its own copy of the policy, which the
+    learner's weights reach through `update_weights`, and rewards scored in that process."""
+    model, tokenizer = setup_policy(cfg, ctx.model, ctx.device), load_tokenizer(ctx.model)
+    return make_step_sampler(cfg, ctx, tokenizer, make_sampler(cfg.sampler, model, tokenizer, ctx.model,
+                                                               cfg.sampler_options))
+
+
+def make_rollouts(cfg: RLConfig, ctx: StageContext, model, tokenizer, score) -> InTurn | RolloutsAhead:
+    """Where each step's rollouts come from: sampled in turn with the updates (async_level 0), or k steps ahead
+    by a worker process (a sampler in one process) or by a thread driving a sampler whose compute is elsewhere
+    (`needs_ray`: the ray pool)."""
+    remote = getattr(sampler_class(cfg.sampler), "needs_ray", False)
+    here = not cfg.async_level or remote  # else a worker process makes its own sampler
+    sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options) if here else None
+    step_sampler = make_step_sampler(cfg, ctx, tokenizer, sampler, score)  # checks task and curriculum here too
+    if not cfg.async_level:
+        return InTurn(step_sampler)
+    if remote:
+        return RolloutsAhead(cfg.async_level, cfg.steps, step_fn=step_sampler)
+    return RolloutsAhead(cfg.async_level, cfg.steps, make_step_fn=partial(worker_step_sampler, cfg, ctx),
+                         threads=torch.get_num_threads())
+
+
+def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
+    torch.manual_seed(ctx.seed)
+    model, tokenizer = setup_policy(cfg, ctx.model, ctx.device), load_tokenizer(ctx.model)
     advantage_fn, adv_cfg = ADVANTAGES.get(cfg.advantage), advantage_config(**cfg.advantage_options)
     loss_cfg = loss_config(cfg.loss, **cfg.loss_options)
     cluster = C.ClusterOptions.parse(cfg.cluster)
@@ -165,49 +274,31 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
     if learners_on_ray and getattr(advantage_fn, "token_advantages", None):
         raise UserError(f"advantage {cfg.advantage!r} trains a critic, which runs in this process only: "
                         "set learners: 1 and no cluster.learner_resources.num_gpus")
+    if cfg.async_level and cluster.check_weights:
+        raise UserError(f"rl.cluster.check_weights compares the sampler's weights with the learner's after each "
+                        f"update, but with async_level={cfg.async_level} the sampler is meant to lag; set one of "
+                        "them off")
     on_ray = learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False)
     started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
     learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,
                                cluster.learner_resources)
                if learners_on_ray else LocalLearner(cfg, model, ctx.model, seed=ctx.seed))
-    sampler = make_sampler(cfg.sampler, model, tokenizer, ctx.model, cfg.sampler_options)
-    multi_turn = make_multiturn(cfg, sampler, tokenizer)  # None: single-turn
     score = RayRewardScorer(cluster.reward_resources) if on_ray else score_in_process
+    rollouts = make_rollouts(cfg, ctx, model, tokenizer, score)
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
-    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, list(cfg.stop))
     samples_path = ctx.stage_dir / "samples.jsonl"
-    curriculum = make_curriculum(cfg.curriculum, task)
-    state = {**learner.checkpoint_objects(), **({"curriculum": curriculum} if curriculum else {})}
+    state = {**learner.checkpoint_objects(), **rollouts.checkpoint_objects()}
     run = TrainingRun("rl", ctx.stage_dir, state, cfg.steps, ctx.resume, cfg.checkpoint_every, cfg.keep_checkpoints,
                       cfg.report_to, asdict(cfg))
     MetricsLog(samples_path).truncate_after(run.start)
-    if run.start:
-        sampler.update_weights(learner.policy_state())  # samplers with their own copy start from the folder
+    rollouts.start(run.start, learner.policy_state())  # samplers with their own copy start from the learner's
 
+    t_last = time.perf_counter()
     for step in run.steps():
-        t0 = time.perf_counter()
-        scored, gen_s, n_tokens = Scored(), 0.0, 0
-        for round_ in range(1 + (cfg.max_resample if cfg.dynamic_sampling else 0)):
-            examples = draw_examples(task, ctx.seed, step, round_, prompts_to_draw(cfg, scored), held_out,
-                                     curriculum)
-            prompt_ids = [tokenizer(tasks.render_prompt(e, cfg.template, tokenizer),
-                                    add_special_tokens=False)["input_ids"] for e in examples]
-            t_gen = time.perf_counter()
-            seed = (ctx.seed * 1_000_003 + step) * 101 + round_
-            with meter.phase("generation"):
-                how = replace(params, seed=seed)
-                rollouts = (multi_turn.generate(prompt_ids, cfg.group_size, how, examples) if multi_turn
-                            else sampler.generate(prompt_ids, cfg.group_size, how))
-            meter.add_sequences([len(r.prompt_ids) + len(r.completion_ids) for r in rollouts])
-            gen_s += time.perf_counter() - t_gen
-            n_tokens += sum(len(r.completion_ids) for r in rollouts)
-            with meter.phase("reward"):
-                score_groups(cfg, examples, rollouts, reward_specs, accuracy_name, scored, score)
-            if curriculum:  # every group drawn counts, kept or not
-                levels = [e.meta["difficulty"] for e in examples]
-                curriculum.update_groups(levels, scored.sampled_correct[-len(rollouts):])
-            if len(scored.examples) >= cfg.prompts_per_step:
-                break
+        with meter.phase("rollouts"):
+            sampled, lag = rollouts.get(step)  # sampled now, or `lag` updates ago (async_level)
+        scored = sampled.scored
+        meter.add_sequences(sampled.sequence_lengths)
         t_train = time.perf_counter()
         train_metrics = {}
         if scored.examples:
@@ -223,22 +314,24 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
             meter.add_sequences(lengths, kind="train", train=True)
             if loss_cfg.beta > 0:
                 meter.add_sequences(lengths, kind="reference")
-            sampler.update_weights(learner.policy_state())
-        row = step_metrics(step, scored, train_metrics, gen_s, time.perf_counter() - t_train,
-                           time.perf_counter() - t0, n_tokens, learner.last_lr())
-        if curriculum:
-            row["curriculum_level"] = curriculum.level
-        if multi_turn:
+        rollouts.update_weights(step, learner.policy_state())
+        now = time.perf_counter()
+        row = step_metrics(step, scored, train_metrics, sampled.seconds_generation, now - t_train, now - t_last,
+                           sampled.completion_tokens, learner.last_lr(), sampled.seconds_reward)
+        t_last, row["policy_lag"] = now, lag
+        if sampled.curriculum_level is not None:
+            row["curriculum_level"] = sampled.curriculum_level
+        if cfg.tools or cfg.environment:
             row.update(tool_figures(scored.sampled))
         if cluster.check_weights:
-            row.update(C.check_weights(learner, sampler))
+            row.update(C.check_weights(learner, rollouts.sampler))
         run.write(row, info=f"reward {row['reward']:.3f} | acc {row['accuracy']:.3f} | "
                             f"len {row['response_length']:.1f}")
         write_samples(samples_path, step, scored, cfg.log_samples)
 
     final = learner.final_model()
-    for worker in (sampler, learner):
-        getattr(worker, "close", lambda: None)()
+    for worker in (rollouts, learner):
+        worker.close()
     if started_ray:
         C.disconnect()
     meter.write(ctx.stage_dir)
@@ -261,14 +354,18 @@ def rollout_figures(rollouts: list[Rollout], rewards: list[float], correct: list
             f"{prefix}response_length": sum(lengths) / n, f"{prefix}response_length_max": max(lengths, default=0)}
 
 
-def step_metrics(step, scored: Scored, train: dict, gen_s, train_s, total_s, n_tokens, lr) -> dict:
+def step_metrics(step, scored: Scored, train: dict, gen_s, train_s, total_s, n_tokens, lr,
+                 reward_s: float | None = None) -> dict:
+    """One metrics row. In the RL loop seconds_step is the wall time since the previous row, and the
+    generation and reward seconds are the sampling side's (with async_level >= 1 they overlapped the
+    previous steps' updates); reward_s None = what the step's time leaves after generation and training."""
     row = {"step": step, **rollout_figures(scored.sampled, scored.sampled_rewards, scored.sampled_correct),
            **rollout_figures(scored.rollouts, scored.rewards, scored.correct, "kept/"),
            "zero_variance_groups": scored.zero_variance_groups / max(scored.groups_seen, 1),
            "groups_kept": len(scored.examples), "lr": lr,
            "seconds_generation": gen_s, "seconds_train": train_s, "seconds_step": total_s,
            "tokens_per_s": n_tokens / max(gen_s, 1e-9)}
-    row["seconds_reward"] = max(total_s - gen_s - train_s, 0.0)
+    row["seconds_reward"] = max(total_s - gen_s - train_s, 0.0) if reward_s is None else reward_s
     for k, values in scored.reward_means.items():
         values = [v for v in values if v is not None]
         row[k] = sum(values) / len(values) if values else None
