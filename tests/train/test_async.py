@@ -213,3 +213,33 @@ def test_sigkilled_async_rl_resumes_bit_exact(tmp_path):
     assert rows == metric_rows(killed / "rl")
     assert [r["policy_lag"] for r in rows] == [0] + [1] * 8
     assert rows[0]["curriculum_level"] < rows[-1]["curriculum_level"]  # the curriculum moved
+
+
+@pytest.mark.slow
+def test_the_ray_pool_samples_ahead_as_a_worker_process_does(tmp_path):
+    """async_level 1 with `sampler: ray` (2 hf actors on a local cluster, driven by a thread) against the
+    worker process sampling the same two shards (test_distributed's ShardedHF): the same rollouts every
+    step, the same lag, the same weights."""
+    pytest.importorskip("ray")
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    base = build_tiny(tmp_path / "base", hidden_size=32, intermediate_size=64)
+    settings = {"steps": 3, "async_level": 1, **FAST}
+    pool = {"actors": 2, "backend": "hf", "backend_options": {}, "resources": {"num_cpus": 1}}
+    short = Path(tempfile.mkdtemp(prefix="r1async-", dir="/tmp"))  # Ray's session folder goes in <stage>/ray
+    try:
+        run_rl(RLConfig(sampler="ray", sampler_options=pool, cluster={"num_cpus": 4}, **settings),
+               StageContext(short, short / "rl", "rl", 0, base, resume=False))
+        assert (short / "rl" / "ray").is_dir()
+        shutil.copytree(short / "rl", tmp_path / "ray", ignore=shutil.ignore_patterns("ray"))
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    run_rl(RLConfig(sampler="tests.train.test_distributed:ShardedHF", sampler_options={"shards": 2}, **settings),
+           StageContext(tmp_path, tmp_path / "local", "rl", 0, base, resume=False))
+    on_ray, local = metric_rows(tmp_path / "ray"), metric_rows(tmp_path / "local")
+    assert [r["policy_lag"] for r in on_ray] == [0, 1, 1]
+    assert on_ray == local
+    a, b = (load_file(tmp_path / name / "model" / "model.safetensors") for name in ("ray", "local"))
+    assert all(torch.equal(a[n], b[n]) for n in a)
