@@ -28,6 +28,7 @@ import os
 import queue
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +91,8 @@ class RolloutsAhead:
             self.worker = mp.Process(target=serve, args=(make_step_fn, self.requests, self.results, os.getpid(),
                                                          threads), daemon=True, name="rollouts-ahead")
         self.worker.start()  # a process loads its model while the learner's process sets up
+        # A run that stops on an error never calls close: the worker is told to stop once this object is gone.
+        self.stop_when_gone = weakref.finalize(self, self.requests.put, ("stop",))
 
     def checkpoint_objects(self) -> dict:
         return {"rollouts_ahead": self}
@@ -152,6 +155,7 @@ class RolloutsAhead:
         self.ready, self.step_state, self.received = dict(state["ready"]), state["step_state"], state["received"]
 
     def close(self) -> None:
+        self.stop_when_gone.detach()
         if self.worker.is_alive():
             self.requests.put(("stop",))
             self.worker.join(timeout=30)

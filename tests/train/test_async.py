@@ -243,3 +243,17 @@ def test_the_ray_pool_samples_ahead_as_a_worker_process_does(tmp_path):
     assert on_ray == local
     a, b = (load_file(tmp_path / name / "model" / "model.safetensors") for name in ("ray", "local"))
     assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_a_pipeline_dropped_without_close_stops_its_worker():
+    """A run that stops on an error never reaches close(): the worker must not wait on forever."""
+    import gc
+
+    rollouts = ahead(1, 5, "thread")
+    rollouts.start(0, weights(0))
+    rollouts.get(1)
+    worker = rollouts.worker
+    del rollouts
+    gc.collect()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
