@@ -2,6 +2,16 @@
 
     python bench/bench_grpo_vs_trl.py [--model DIR] [--prompts-per-step 16] [--group-size 8]
         [--max-new-tokens 48] [--steps 8] [--checkpointing off|on|both] [--rounds 1] [--threads 1]
+        [--sides r1zero r1zero-async trl trl-micro]
+
+Sides: `r1zero` (async_level 0), `r1zero-async` (async_level 1: generation in a second process, one
+thread, overlapping the update; its generation figures are the worker's `seconds_generation`, its CPU
+time and memory the two processes' together, read from /proc at each step end, so its peak is the sum
+of the two peaks), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
+(TRL's update in micro-batches the size of r1zero's pieces, B*G / length_buckets = 32 rows,
+`gradient_accumulation_steps` 4 so one optimizer step still covers the B*G completions, and one
+generation of B*G per optimizer step, so TRL still skips its old-log-prob forward): memory then compares
+implementations, not a 128-row micro-batch against 32-row pieces.
 
 Each side runs in its own subprocess, launched here one after the other (`--rounds` > 1 alternates
 them again), so its memory is its own. Measured per side, steady state = steps 2..N (step 1 pays
@@ -42,7 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SIDES = ("r1zero", "trl")
+SIDES = ("r1zero", "r1zero-async", "trl", "trl-micro")
+OURS, THEIRS = SIDES[:2], SIDES[2:]
+LENGTH_BUCKETS = 4  # r1zero's default: each micro-step runs in this many pieces
 
 
 @dataclass
@@ -55,11 +67,15 @@ class Timings:
     step_ends: list[float] = field(default_factory=list)
     step_cpu: list[float] = field(default_factory=list)  # process CPU time, all threads
     loop_peak_mb: float = 0.0  # peak RSS as of the last step's end, before the run's wrap-up
+    worker_pid: int | None = None  # r1zero-async: the rollout worker, whose CPU time and memory count too
+    worker_peak_mb: float = 0.0
 
     def end_step(self) -> None:
         self.step_ends.append(time.perf_counter())
-        self.step_cpu.append(time.process_time())
-        self.loop_peak_mb = memory_mb("VmHWM")
+        self.step_cpu.append(time.process_time() + (process_cpu_s(self.worker_pid) if self.worker_pid else 0.0))
+        if self.worker_pid:
+            self.worker_peak_mb = memory_mb("VmHWM", self.worker_pid)
+        self.loop_peak_mb = memory_mb("VmHWM") + self.worker_peak_mb
 
     def figures(self, lengths: list[float], n: int) -> dict:
         """Steady state is steps 2..N: step 1 pays for first-call allocations and lazy imports."""
@@ -71,22 +87,28 @@ class Timings:
                 "first_step_s": self.step_ends[0] - self.gen_starts[0], "s_per_step": wall / (steps - 1),
                 "cpu_s_per_step": cpu / (steps - 1), "tokens_per_s": tokens / wall,
                 "gen_tokens_per_s": tokens / sum(self.gen_wall[1:]), "tokens_per_cpu_s": tokens / cpu,
-                "gen_tokens_per_cpu_s": tokens / sum(self.gen_cpu[1:]),
+                "gen_tokens_per_cpu_s": tokens / sum(self.gen_cpu[1:]) if self.gen_cpu else float("nan"),
                 "gen_share": sum(self.gen_wall[1:]) / wall,
-                "loop_peak_rss_mb": self.loop_peak_mb, "peak_rss_mb": memory_mb("VmHWM")}
+                "loop_peak_rss_mb": self.loop_peak_mb, "peak_rss_mb": memory_mb("VmHWM") + self.worker_peak_mb}
 
 
-def memory_mb(key: str) -> float:
-    """`VmHWM` (peak RSS) or `VmRSS` of this process. Not `ru_maxrss`: on Linux a child's starts at
-    the launching parent's peak (exec records the old address space's high-water mark), so it would
-    read this bench's parent rather than the side."""
-    status = Path("/proc/self/status").read_text()
+def memory_mb(key: str, pid: int | str = "self") -> float:
+    """`VmHWM` (peak RSS) or `VmRSS` of a process (this one by default). Not `ru_maxrss`: on Linux a
+    child's starts at the launching parent's peak (exec records the old address space's high-water
+    mark), so it would read this bench's parent rather than the side."""
+    status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split(f"{key}:")[1].split()[0]) / 1024  # kB
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def time_generate(timings: Timings, side: str) -> None:
     """Wrap the side's generation call (r1zero's sampler, TRL's `generate`) in the same timer."""
-    if side == "r1zero":
+    if side.startswith("r1zero"):
         from r1zero.rollout.hf import HFSampler as owner
     else:
         from transformers.generation.utils import GenerationMixin as owner
@@ -145,9 +167,20 @@ def step_examples(cfg, seed: int):
 
 def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
     """r1zero's RL stage as the CLI runs it; returns each step's mean completion length."""
-    from r1zero.stages import StageContext
-    from r1zero.train import rl
+    from dataclasses import replace
 
+    from r1zero.stages import StageContext
+    from r1zero.train import pipelined, rl
+
+    async_level = int(args.worker == "r1zero-async")
+    start = pipelined.RolloutsAhead.start
+
+    def watched(self, *a, **kw):  # the worker process's CPU time and memory count as the side's
+        timings.worker_pid = self.worker.pid
+        return start(self, *a, **kw)
+
+    pipelined.RolloutsAhead.start = watched
+    t_start = time.perf_counter()
     inner = rl.step_metrics
 
     def stamped(*a, **kw):
@@ -157,8 +190,11 @@ def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
     rl.step_metrics = stamped
     stage = work / "rl"
     stage.mkdir(parents=True)
-    rl.run_rl(rl_config(args), StageContext(work, stage, "rl", 0, args.model, resume=False))
+    rl.run_rl(replace(rl_config(args), async_level=async_level),
+              StageContext(work, stage, "rl", 0, args.model, resume=False))
     rows = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
+    if async_level:  # generation ran in the worker: its own timer (wall only), from the start of the run
+        timings.gen_starts, timings.gen_wall = [t_start], [row["seconds_generation"] for row in rows]
     return [row["response_length"] for row in rows]
 
 
@@ -175,10 +211,11 @@ def run_trl(args, work: Path, timings: Timings) -> list[float]:
     examples = step_examples(cfg, seed=0)
     data = Dataset.from_dict({"prompt": [e.prompt for e in examples], "answer": [e.answer for e in examples]})
     n = cfg.prompts_per_step * cfg.group_size
+    micro = n // LENGTH_BUCKETS if args.worker == "trl-micro" else n  # rows per forward/backward
     config = GRPOConfig(
         output_dir=str(work / "trl"), max_steps=cfg.steps, learning_rate=cfg.lr, lr_scheduler_type="constant",
-        weight_decay=0.0, max_grad_norm=1.0, per_device_train_batch_size=n, gradient_accumulation_steps=1,
-        generation_batch_size=n, num_generations=cfg.group_size, max_completion_length=cfg.max_new_tokens,
+        weight_decay=0.0, max_grad_norm=1.0, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=n // micro, generation_batch_size=n, num_generations=cfg.group_size, max_completion_length=cfg.max_new_tokens,
         generation_kwargs={"min_new_tokens": cfg.max_new_tokens}, temperature=1.0, beta=0.0, loss_type="dapo",
         epsilon=0.2, epsilon_high=0.28, num_iterations=1, reward_weights=[1.0, 0.1], router_aux_loss_coef=0.0,
         shuffle_dataset=False, use_vllm=False, use_cpu=True, bf16=False, report_to=[], logging_steps=1,
@@ -206,7 +243,7 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.worker == "trl":
+    if args.worker.startswith("trl"):
         import trl  # noqa: F401
     else:
         import r1zero.train.rl  # noqa: F401
@@ -214,7 +251,7 @@ def worker(args) -> None:
     timings = Timings()
     time_generate(timings, args.worker)
     with tempfile.TemporaryDirectory() as tmp:
-        run = run_r1zero if args.worker == "r1zero" else run_trl
+        run = run_r1zero if args.worker in OURS else run_trl
         lengths = run(args, Path(tmp), timings)
     figures = timings.figures(lengths, args.prompts_per_step * args.group_size)
     print(json.dumps({"side": args.worker, "checkpointing": args.checkpointing, **figures,
@@ -265,14 +302,17 @@ def print_table(results: list[dict], args) -> None:
         print(f"warning: not every completion is {args.max_new_tokens} tokens long; "
               "compare tokens/s, not s/step")
     print("\nr1zero / TRL (means over rounds)\n")
-    print(markdown_row(["grad ckpt"] + [COLUMNS[k][0] for k in RATIOS]) + "\n|" + "---|" * (len(RATIOS) + 1))
+    print(markdown_row(["ours", "theirs", "grad ckpt"] + [COLUMNS[k][0] for k in RATIOS])
+          + "\n|" + "---|" * (len(RATIOS) + 3))
+    ran = {r["side"] for r in results}
     for ckpt in dict.fromkeys(r["checkpointing"] for r in results):
-        ratios = []
-        for key in RATIOS:
-            ours, theirs = ([r[key] for r in results if r["side"] == side and r["checkpointing"] == ckpt]
-                            for side in SIDES)
-            ratios.append(f"{(sum(ours) / len(ours)) / (sum(theirs) / len(theirs)):.2f}")
-        print(markdown_row([ckpt] + ratios))
+        for pair in [(a, b) for a in OURS for b in THEIRS if a in ran and b in ran]:
+            ratios = []
+            for key in RATIOS:
+                ours, theirs = ([r[key] for r in results if r["side"] == side and r["checkpointing"] == ckpt]
+                                for side in pair)
+                ratios.append(f"{(sum(ours) / len(ours)) / (sum(theirs) / len(theirs)):.2f}")
+            print(markdown_row([*pair, ckpt] + ratios))
 
 
 def main() -> None:
@@ -291,6 +331,7 @@ def main() -> None:
                    help="give TRL the folder path to load itself, not r1zero's loaded model")
     p.add_argument("--checkpointing", choices=["off", "on", "both"], default="both",
                    help="gradient checkpointing on both sides (r1zero's default is off, TRL's on)")
+    p.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
     p.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -302,7 +343,7 @@ def main() -> None:
         settings = ["off", "on"] if args.checkpointing == "both" else [args.checkpointing]
         for _ in range(args.rounds):
             for checkpointing in settings:
-                for side in SIDES:
+                for side in args.sides:
                     results.append(launch(side, checkpointing, args))
                     print(json.dumps(results[-1]), flush=True)
         print(f"load: {os.getloadavg()}")
