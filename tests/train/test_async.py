@@ -257,3 +257,17 @@ def test_a_pipeline_dropped_without_close_stops_its_worker():
     gc.collect()
     worker.join(timeout=10)
     assert not worker.is_alive()
+
+
+@pytest.mark.slow
+def test_lora_adapters_reach_the_worker_process(tmp_path):
+    """With LoRA the worker wraps its copy as the learner does and loads the adapters the learner hands over:
+    step 1 as in turn, then one update behind (qwen2: peft puts per-module alphas on DeepSeek's MoE)."""
+    base = build_tiny(tmp_path / "qwen2", arch="qwen2")
+    runs = {}
+    for level in (0, 1):
+        run_rl(RLConfig(steps=3, async_level=level, lora=True, lora_rank=4, **FAST),
+               StageContext(tmp_path, tmp_path / f"a{level}", "rl", 0, base, resume=False))
+        runs[level] = metric_rows(tmp_path / f"a{level}")
+    assert runs[1][0] == runs[0][0]
+    assert [r["policy_lag"] for r in runs[1]] == [0, 1, 1] and runs[1][1]["reward"] != runs[0][1]["reward"]
