@@ -166,8 +166,6 @@ class SampledStep:
     scored: Scored
     seconds_generation: float = 0.0
     seconds_reward: float = 0.0
-    completion_tokens: int = 0
-    sequence_lengths: list[int] = field(default_factory=list)  # prompt + completion of every generated rollout
     curriculum_level: int | None = None  # after this step's draws
 
 
@@ -203,8 +201,6 @@ class StepSampler:
                         else self.sampler.generate(prompt_ids, cfg.group_size, how))
             t_reward = time.perf_counter()
             out.seconds_generation += t_reward - t_gen
-            out.sequence_lengths += [len(r.prompt_ids) + len(r.completion_ids) for r in rollouts]
-            out.completion_tokens += sum(len(r.completion_ids) for r in rollouts)
             score_groups(cfg, examples, rollouts, self.reward_specs, self.accuracy_name, out.scored, self.score)
             if self.curriculum:  # every group drawn counts, kept or not
                 levels = [e.meta["difficulty"] for e in examples]
@@ -298,7 +294,7 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
         with meter.phase("rollouts"):
             sampled, lag = rollouts.get(step)  # sampled now, or `lag` updates ago (async_level)
         scored = sampled.scored
-        meter.add_sequences(sampled.sequence_lengths)
+        meter.add_sequences([len(r.prompt_ids) + len(r.completion_ids) for r in scored.sampled])
         t_train = time.perf_counter()
         train_metrics = {}
         if scored.examples:
@@ -316,8 +312,9 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
                 meter.add_sequences(lengths, kind="reference")
         rollouts.update_weights(step, learner.policy_state())
         now = time.perf_counter()
+        n_tokens = sum(len(r.completion_ids) for r in scored.sampled)
         row = step_metrics(step, scored, train_metrics, sampled.seconds_generation, now - t_train, now - t_last,
-                           sampled.completion_tokens, learner.last_lr(), sampled.seconds_reward)
+                           n_tokens, learner.last_lr(), sampled.seconds_reward)
         t_last, row["policy_lag"] = now, lag
         if sampled.curriculum_level is not None:
             row["curriculum_level"] = sampled.curriculum_level
