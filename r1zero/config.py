@@ -250,7 +250,10 @@ class RLConfig:
                               "train, in turn; k >= 1 = the next batches are generated (in a second process, or by "
                               "the ray pool) while the learner trains, and step t trains on rollouts of the policy of "
                               "step t-k (k updates behind): a fixed lag, so runs stay deterministic and resumable "
-                              "(r1zero.train.pipelined); pair with an off-policy loss (decoupled_ppo, cispo) or tis_cap",
+                              "(r1zero.train.pipelined); pair with an off-policy loss (decoupled_ppo, cispo) or tis_cap. "
+                              "Metrics: policy_lag; the importance weight pi_learner / pi_sampler as ratio_mean and "
+                              "ratio_max (with one minibatch and one epoch; decoupled_ppo: behav_weight_mean/max); "
+                              "clip_frac_low and clip_frac_high",
                            "verl one-step-off, prime-rl, AReaL", bounds='[0, inf)')
     tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
                               "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",

@@ -173,6 +173,10 @@ def test_the_worker_samples_step_t_with_the_policy_of_step_t_minus_k(tmp_path):
     rows, in_turn = metric_rows(tmp_path / "a1" / "rl"), metric_rows(tmp_path / "a0" / "rl")
     assert [r["policy_lag"] for r in rows] == [0, 1, 1]
     assert rows[0] == in_turn[0]
+    # The importance weight pi_learner / pi_sampler (one minibatch, one epoch: the loss's ratio) is 1 up to
+    # numerical noise when sampled in turn, and departs from 1 on the lagged batches.
+    assert rows[0]["ratio_max"] < 1 + 1e-4 < min(r["ratio_max"] for r in rows[1:])
+    assert all(abs(r["ratio_mean"] - 1) > 1e-4 for r in rows[1:])
 
     tokenizer = load_tokenizer(base)
     from_base = make_step_sampler(cfg, ctx, tokenizer, HFSampler.create(load_model(base), tokenizer))(2).scored
