@@ -129,6 +129,16 @@ class PretrainConfig:
     spacing: float = doc(0.0, "chance of 1-3 spaces before each partial result and after each step of a worked "
                               "solution, so the model finds operand digits by content, not by distance, and a "
                               "re-check written mid-solution does not derail the columns after it", bounds='[0, 1]')
+    tool_share: float = doc(0.0, "share of documents that solve a long product by a calculator call (`<tool_call>`, "
+                                 "the reply in `<tool_response>`, the answer copied from it), as a rollout with "
+                                 "rl.tools reads (r1zero.tasks.tool_corpus); a few percent at most", "tiny-tools",
+                            bounds='[0, 1]')
+    long_share: float = doc(0.0, "share of documents that answer a long product directly (a guess at this size), so "
+                                 "the base calls the tool on one only now and then", "tiny-tools", bounds='[0, 1]')
+    long_min_digits: int = doc(2, "long products: fewest digits of the multiplicand", bounds='[1, 6]')
+    long_max_digits: int = doc(3, "long products: most digits of the multiplicand", bounds='[1, 6]')
+    long_b_digits: int = doc(2, "long products: digits of the multiplier (the corpus works `*` by one digit only)",
+                             bounds='[1, 6]')
     loss_on_prompt: bool = doc(True, "also train on the problem text (its random digits are noise to predict)")
     bias_update_gamma: float = doc(
         1e-3, "MoE auxiliary-loss-free balancing: step size of each expert's routing bias; 0 = off",

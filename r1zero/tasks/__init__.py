@@ -19,6 +19,7 @@ from typing import Any
 
 from r1zero.errors import UserError
 from r1zero.tasks import builtin as _builtin  # noqa: F401  (registers the built-in tasks)
+from r1zero.tasks import products as _products  # noqa: F401  (registers `products`, tiny-tools' task)
 from r1zero.tasks.base import TASKS, BadRow, DatasetTask, GeneratedTask, Task
 from r1zero.tasks.curriculum import Curriculum
 from r1zero.tasks.loaders import FILE_SUFFIXES, file_task, hf_task

@@ -12,6 +12,7 @@ import random
 import torch
 
 from r1zero.tasks.arithmetic import ArithmeticGenerator, check_drill, corpus_line
+from r1zero.tasks.tool_corpus import ToolDocs, turn_token_ids
 
 
 def corpus_batch(cfg, seed: int, step: int) -> list[str]:
@@ -19,8 +20,12 @@ def corpus_batch(cfg, seed: int, step: int) -> list[str]:
     split only (`is_test`), so no evaluation problem, of any size, is ever trained on."""
     rng = random.Random(f"pretrain-{seed}-{step}")
     gen = ArithmeticGenerator(cfg.min_digits, cfg.max_digits, cfg.ops)
+    tool_docs = ToolDocs.from_config(cfg) if cfg.tool_share or cfg.long_share else None
     docs = []
     while len(docs) < cfg.batch_size:
+        if tool_docs and (line := tool_docs.line(rng)) is not None:  # long products (tiny-tools)
+            docs.append(line)
+            continue
         if cfg.drill_share and rng.random() < cfg.drill_share:
             docs.append(check_drill(rng, ops=cfg.ops))
             continue
@@ -34,7 +39,7 @@ def corpus_batch(cfg, seed: int, step: int) -> list[str]:
 def lm_batch(tokenizer, texts: list[str], loss_on_prompt: bool = True) -> dict[str, torch.Tensor]:
     """Right-padded ids with eos appended; labels are -100 on padding (and on the prompt, up to `=`,
     unless `loss_on_prompt`)."""
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+    ids = [turn_token_ids(tokenizer, t) + [tokenizer.eos_token_id] for t in texts]  # tool replies as in rollouts
     prompt_lens = [0] * len(texts) if loss_on_prompt else [
         len(tokenizer(t[: t.index("=") + 1], add_special_tokens=False)["input_ids"]) for t in texts]
     width = max(map(len, ids))
