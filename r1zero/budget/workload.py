@@ -89,7 +89,7 @@ def build_config(build_cfg):
         eos_token_id, pad_token_id = 1, 0
 
         def __len__(self):
-            return build_cfg.vocab_size + len(REASONING_TOKENS)
+            return build_cfg.vocab_size + len(REASONING_TOKENS) + (4 if build_cfg.tool_tokens else 0)
 
     return model_config(ModelShape(**asdict(build_cfg)), Vocab())
 
@@ -133,7 +133,7 @@ def load_tokenizer_from(source):
         from r1zero.models.build import train_tokenizer
 
         _, build_cfg, seed = source
-        return train_tokenizer(build_cfg.vocab_size, seed)
+        return train_tokenizer(build_cfg.vocab_size, seed, build_cfg.tool_tokens)
     from r1zero.models.io import load_tokenizer
 
     return load_tokenizer(source)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from r1zero.tasks.arithmetic import ArithmeticGenerator, corpus_line
 from r1zero.tasks.templates import R1_ZERO_TEMPLATE
+from r1zero.tools.format import TOOL_TOKENS
 from r1zero.tools.template import TOOL_CHAT_TEMPLATE
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
@@ -45,17 +46,25 @@ class ModelShape:
     moe_intermediate_size: int
     kv_lora_rank: int
     max_position_embeddings: int
+    tool_tokens: bool = False  # tool tags as single tokens, the call's JSON words in the BPE text
 
 
-def tokenizer_corpus(n_lines: int, seed: int) -> list[str]:
-    """Text to learn merges from: arithmetic work, the templates and the tags."""
+def tokenizer_corpus(n_lines: int, seed: int, tools: bool = False) -> list[str]:
+    """Text to learn merges from: arithmetic work, the templates and the tags; with `tools`, also
+    calculator calls, so that the call's JSON words (`"calculator"`, `"arguments"`, ...) get merged."""
     rng, gen = random.Random(seed), ArithmeticGenerator(min_digits=1, max_digits=5)
     lines = [corpus_line(gen.problem(rng), rng, 0.3, 0.0) for _ in range(n_lines)]
-    return lines + [R1_ZERO_TEMPLATE] * 50 + ["User: Assistant: system user assistant"] * 20
+    lines += [R1_ZERO_TEMPLATE] * 50 + ["User: Assistant: system user assistant"] * 20
+    if tools:
+        from r1zero.tasks.tool_corpus import tool_solution
+
+        lines += [tool_solution(gen.problem(rng)) for _ in range(n_lines // 4)]
+    return lines
 
 
-def train_tokenizer(vocab_size: int, seed: int):
-    """A byte-level BPE with one token per digit; returns a `PreTrainedTokenizerFast`."""
+def train_tokenizer(vocab_size: int, seed: int, tool_tokens: bool = False):
+    """A byte-level BPE with one token per digit; returns a `PreTrainedTokenizerFast`. With
+    `tool_tokens`, the tool tags are single tokens too and the BPE text holds calculator calls."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -70,9 +79,9 @@ def train_tokenizer(vocab_size: int, seed: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(tokenizer_corpus(2000, seed), trainer)
+    tok.train_from_iterator(tokenizer_corpus(2000, seed, tool_tokens), trainer)
     # The tags are ordinary added tokens (not "special"), so decoding keeps them in the text.
-    tok.add_tokens(REASONING_TOKENS)
+    tok.add_tokens(REASONING_TOKENS + (TOOL_TOKENS if tool_tokens else []))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD)
     fast.chat_template = TOOL_CHAT_TEMPLATE  # CHAT_TEMPLATE's rendering, plus OpenAI-style tool calls
     fast.padding_side = "left"
@@ -139,7 +148,7 @@ def build_model(shape: ModelShape, out_dir: Path, seed: int) -> Path:
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(shape.vocab_size, seed)
+    tokenizer = train_tokenizer(shape.vocab_size, seed, shape.tool_tokens)
     config = model_config(shape, tokenizer)
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(
