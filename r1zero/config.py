@@ -186,6 +186,10 @@ class EvalConfig:
                             bounds='[1, inf)')
     hard_min_digits: int = doc(4, "arithmetic: smallest hard problems", bounds='[1, 6]')
     hard_max_digits: int = doc(5, "arithmetic: largest hard problems", bounds='[1, 6]')
+    tools: list = doc([], "multi-turn evaluation with these tools (as rl.tools): calls run between the model's turns, "
+                          "and eval.json gains tool_call_share, accuracy_with_tool, ... (r1zero.eval.tools)",
+                      "tool-integrated reasoning")
+    max_turns: int = doc(2, "with tools: model turns per completion at most", bounds='[1, inf)')
 
 
 @dataclass

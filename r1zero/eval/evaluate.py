@@ -48,6 +48,7 @@ from r1zero.eval.metrics import (
     vote_ks,
     well_formed,
 )
+from r1zero.eval.tools import tool_generate, tool_summary
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Example, Rollout
 
@@ -80,6 +81,8 @@ class EvalOptions:
     hard_min_digits: int = 4
     hard_max_digits: int = 5
     device: str = "auto"  # the recipe's device (auto: CUDA when present)
+    tools: list = field(default_factory=list)  # multi-turn with these tools, as RL's `rl.tools` (eval/tools.py)
+    max_turns: int = 2  # with tools: model turns per completion at most
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> EvalOptions:
@@ -223,6 +226,7 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     verifier = reward_function(opts.verifier) if opts.verifier else None
     end_id, equivalent = single_token_id(tokenizer, THINK_END), MathEquivalence()
     k = opts.samples
+    generate = tool_generate(opts.tools, opts.max_turns) if opts.tools else generate_samples
     budget = {"min_think_tokens": opts.min_think_tokens, "max_think_tokens": opts.max_think_tokens or None,
               "wait_text": opts.wait_text, "batch_size": opts.batch_size}
     items: list[dict] = []
@@ -230,8 +234,8 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     t0 = time.perf_counter()
     for c, span in enumerate(plan_chunks([len(p) for p in prompt_ids], opts)):
         ids = [prompt_ids[i] for i in span]
-        sampled = generate_samples(model, tokenizer, ids, k, opts.sampling(seed + c), **budget)
-        greedy = (generate_samples(model, tokenizer, ids, 1, opts.sampling(seed + c, greedy=True), **budget)
+        sampled = generate(model, tokenizer, ids, k, opts.sampling(seed + c), **budget)
+        greedy = (generate(model, tokenizer, ids, 1, opts.sampling(seed + c, greedy=True), **budget)
                   if opts.greedy else None)
         chunk = Chunk([examples[i] for i in span], [prompts[i] for i in span], sampled, greedy, k)
         items += chunk.score(scorer, verifier, equivalent, lambda r: think_length(
@@ -241,6 +245,8 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     items.sort(key=lambda it: it["index"])
     seconds = time.perf_counter() - t0
     summary = summarize(items, k, opts.greedy, bool(verifier))
+    if opts.tools:
+        summary.update(tool_summary(items))
     summary = {"model": str(model_dir), "task": opts.task, "split": opts.split, "template": opts.template,
                "reward": reward_name, **summary, "seconds": seconds, "items_per_s": len(items) / max(seconds, 1e-9),
                "examples": [{"prompt": it["prompt"], "answer": it["gold"], "greedy": (it.get("greedy") or {}).get(
