@@ -27,6 +27,8 @@ ROWS = [("greedy_pass@1", "greedy pass@1"), ("sampled_pass@1", "sampled pass@1")
         ("accuracy_with_recheck", "accuracy with a re-check"),
         ("accuracy_without_recheck", "accuracy without a re-check"),
         ("hard/recheck_share", "hard split: completions that re-check"),
+        ("tool_call_share", "completions that call a tool"), ("greedy_tool_call_share", "greedy answers that call a tool"),
+        ("accuracy_with_tool", "accuracy with a tool call"), ("accuracy_without_tool", "accuracy without a tool call"),
         ("format_rate", "format rate"), ("reasoning_share", "reasons step by step"),
         ("mean_length", "mean response length (tokens)"), ("hard/mean_length", "hard split: mean length")]
 
@@ -121,6 +123,36 @@ def r1_figure(rows: list[dict], marks: dict[str, tuple[int, dict]], out_png: Pat
     return out_png
 
 
+def tool_figure(rows: list[dict], marks: dict[str, tuple[int, dict]], out_png: Path) -> Path:
+    """Runs with tools: the share of rollouts that call a tool and their accuracy against RL step (raw
+    faint, smoothed bold), with each evaluation's figures marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    window = max(1, len(rows) // 20)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for color, (key, eval_key, label) in enumerate([("tool_call_share", "tool_call_share", "tool-call share"),
+                                                    ("accuracy", "sampled_pass@1", "accuracy")]):
+        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=0.8, alpha=0.3, color=f"C{color}")
+        ax.plot([p[0] for p in pts], smooth([p[1] for p in pts], window), lw=2, color=f"C{color}",
+                label=f"{label} (training, mean of {window})")
+        for i, (sid, (step, result)) in enumerate(marks.items()):
+            if result.get(eval_key) is not None:
+                ax.scatter([step], [result[eval_key]], color=f"C{color}", marker="os^D"[i % 4], zorder=3,
+                           label=f"{label}: {sid} (held-out)")
+    ax.set_xlabel("RL step")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
 def correction_examples(run_dir: Path, before: str, after: str, n: int = 3) -> list[str]:
     """Problems where the `after` model's sampled completion re-checked, found a slip, fixed it and
     ended right, beside the `before` model's first completion of the same problem."""
@@ -157,6 +189,11 @@ def run_report(cfg, ctx) -> None:
         parts += [f"![accuracy, response length and re-check share during RL]({figure.name})\n",
                   ("RL training rollouts (faint: each step; bold: moving average); dots: the held-out "
                    "evaluations before and after RL.\n")]
+        if any("tool_call_share" in r for r in log):
+            tools = tool_figure(log, marks, ctx.stage_dir / "tool_curves.png")
+            parts += [f"![tool-call share and accuracy during RL]({tools.name})\n",
+                      ("Tool use: the share of RL rollouts that call a tool and their accuracy; markers: the "
+                       "held-out evaluations, run with the same tools.\n")]
     if results:
         first = next(iter(results.values()))
         hard = f" plus {first['hard/problems']} harder ones, {first['hard/samples']} samples each" \
@@ -181,6 +218,7 @@ def run_report(cfg, ctx) -> None:
     report = ctx.stage_dir / "report.md"
     report.write_text("\n".join(parts) + "\n")
     (run_dir / "report.md").write_text("\n".join(parts).replace("](rl_curves.png", f"]({ctx.stage_id}/rl_curves.png")
+                                       .replace("](tool_curves.png", f"]({ctx.stage_id}/tool_curves.png")
                                        + "\n")
     if results:
         table = Table(title=f"{run_dir.name}: before / after")
