@@ -7,11 +7,19 @@ with the call, the tool's reply follows, and the model's next turn copies it int
     347*86=<think><tool_call>{"name": "calculator", "arguments": {"expression": "347*86"}}</tool_call>
     <tool_response>29842</tool_response></think><answer>29842</answer>          (one line in the corpus)
 
-More documents (`pretrain.long_share`) answer long products directly, as the corpus answers some
-problems (`<think></think><answer>29842</answer>`: a guess, at this size), so the base calls the tool
-on a long product only now and then (about tool_share / (tool_share + long_share)), and RL has a
-behaviour to find and reinforce rather than one the base already has. The rest of the corpus is
-unchanged (r1zero.tasks.arithmetic).
+More documents (`pretrain.long_share`) answer long products without the tool: they write the
+problem out again with a result and copy that into the answer (`<think> 347*86=29842</think>
+<answer>29842</answer>`: a guess, at this size), so the base calls the tool on a long product only
+now and then (about tool_share / (tool_share + long_share)), and RL has a behaviour to find and
+reinforce rather than one the base already has.
+
+Why restate: a call must copy the problem into its JSON and the reply into the answer, and ~2,000
+calls alone did not teach the tiny model to copy (teacher-forced, the first digit right and the rest
+guessed: 1% of calls copied the problem exactly). Restating the problem, after 0-3 spaces so that no
+fixed offset does the job, gives it tens of thousands of copies to learn copying by content from
+(then 91-100% per digit); and with the guess written in the thinking, `<answer>` is a copy in every
+long-product document, never the place a guess is made, so the answer copies the tool's reply.
+The rest of the corpus is unchanged (r1zero.tasks.arithmetic).
 
 Tokens: the tool tags are not single tokens of the tiny tokenizer, and byte-level BPE would merge
 `</tool_call>`'s `>` with `<tool_response>`'s `<` into one token (`><`) that a rollout never has (there
@@ -26,7 +34,7 @@ import re
 from dataclasses import dataclass
 
 from r1zero.errors import UserError
-from r1zero.tasks.arithmetic import Problem
+from r1zero.tasks.arithmetic import MAX_SPACES, Problem
 from r1zero.tasks.products import LongProducts
 from r1zero.tools.format import (
     TOOL_RESPONSE_CLOSE,
@@ -77,7 +85,8 @@ class ToolDocs:
         p = self.problems.problem(rng)
         if u < self.tool_share:
             return f"{p.text}={tool_solution(p)}"
-        return f"{p.text}=<think></think><answer>{p.answer}</answer>"
+        restated = f"{' ' * rng.randint(0, MAX_SPACES)}{p.text}={p.answer}"
+        return f"{p.text}=<think>{restated}</think><answer>{p.answer}</answer>"
 
 
 def turn_token_ids(tokenizer, text: str) -> list[int]:

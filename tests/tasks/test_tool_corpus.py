@@ -38,6 +38,9 @@ def test_tool_documents_are_a_few_percent_and_long_products_mostly_answered_dire
     assert 0.3 < len(long) / len(docs) < 0.45
     assert set(tool) <= set(long)
     assert 0.03 < len(tool) / len(long) < 0.12  # the base should call on a long product now and then only
+    for doc in set(long) - set(tool):  # the others restate the problem and answer directly
+        a, b = map(int, PROBLEM.match(doc).groups())
+        assert re.fullmatch(rf"{a}\*{b}=<think> {{0,3}}{a}\*{b}={a * b}</think><answer>{a * b}</answer>", doc), doc
     assert not any("<tool_call>" in d for d in corpus_batch(PretrainConfig(), 0, 1))  # off by default
 
 
