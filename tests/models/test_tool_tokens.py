@@ -14,4 +14,4 @@ def test_tool_tokens_make_the_tags_single_tokens_and_the_call_short():
     doc = "347*86=" + tool_solution(Problem(347, "*", 86))
     ids = turn_token_ids(tagged, doc)
     assert ids == tagged(doc, add_special_tokens=False)["input_ids"]  # single-token tags: no merge across turns
-    assert tagged.decode(ids) == doc and len(ids) < 50 < 100 < len(turn_token_ids(plain, doc))
+    assert tagged.decode(ids) == doc and len(ids) < 50 and len(turn_token_ids(plain, doc)) > 100
