@@ -132,6 +132,9 @@ class PretrainConfig:
     spacing: float = doc(0.0, "chance of 1-3 spaces before each partial result and after each step of a worked "
                               "solution, so the model finds operand digits by content, not by distance, and a "
                               "re-check written mid-solution does not derail the columns after it", bounds='[0, 1]')
+    layout: str = doc("columns", "how a worked solution is written: `columns` (`2+5+1=8>82`) or `remainder`, each "
+                                 "step after what is left of the problem (`12+5:2+5+1=8>82`), so a column reads its "
+                                 "operands next to where it writes (a better base, less derailed by a re-check)")
     tool_share: float = doc(0.0, "share of documents that solve a long product by a calculator call (`<tool_call>`, "
                                  "the reply in `<tool_response>`, the answer copied from it), as a rollout with "
                                  "rl.tools reads (r1zero.tasks.tool_corpus); a few percent at most", "tiny-tools",

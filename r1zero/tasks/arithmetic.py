@@ -11,6 +11,10 @@ learns the 80 products and the additions far sooner than 720 fused `x*b+c` facts
 solution skips the work: `<think></think><answer>N</answer>`.
 A slipped solution gets one column wrong by one and carries the slip through to its answer, so the
 corpus teaches the mistakes a real base model makes (R1 starts from an imperfect base).
+With `layout="remainder"` each step starts with what is left of the problem (`12+5:2+5+1=8>82`), so
+a column finds its operand digits next to where it writes them (the last digit before `+` and before
+`:`) instead of by distance into the prompt: measured, a better base (sampled pass@1 0.58 vs 0.49,
+4-digit pass@64 0.84 vs 0.36) and one that a re-check derails less (docs/self-verification.md).
 A re-check works a column's value out again in place, `9+5+0=15~14!>4` (`!`: it disagreed, and the
 work goes on from 14); `corpus_line` can make a few solutions re-check, `check_drill` makes
 verification exercises, `spaced` varies the layout (docs/self-verification.md has the trials).
@@ -30,6 +34,7 @@ from r1zero.errors import UserError
 from r1zero.types import Example
 
 OPS = "+-*"
+LAYOUTS = ("columns", "remainder")
 MAX_SPACES = 3  # the most spaces `spaced` puts in one place
 
 
@@ -78,9 +83,20 @@ def slipped(value: int, op: str, slip_by: int = 1) -> int:
     return value + slip_by if value + slip_by >= 0 else value + 1
 
 
+def remainder(p: Problem, i: int) -> str:
+    """What is left of the problem at column `i` (a product keeps its one-digit multiplier).
+
+    >>> [remainder(Problem(123, "+", 59), i) for i in range(4)], remainder(Problem(76, "*", 5), 1)
+    (['123+59', '12+5', '1+', '+'], '7*5')
+    """
+    a, b = str(p.a), str(p.b)
+    return a[: max(0, len(a) - i)] + p.op + (b if p.op == "*" else b[: max(0, len(b) - i)])
+
+
 def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1,
-                 checks: frozenset[int] = frozenset()) -> tuple[list[str], int]:
-    """Column-by-column steps and the final answer they lead to.
+                 checks: frozenset[int] = frozenset(), layout: str = "columns") -> tuple[list[str], int]:
+    """Column-by-column steps and the final answer they lead to; with `layout="remainder"` each step
+    starts with `remainder(p, i)` and `:`.
 
     With `slip_at` set, the column result at that index is off by `slip_by` and everything after
     follows from the wrong digit, so the answer is consistently wrong, unless that column is in
@@ -107,15 +123,21 @@ def worked_steps(p: Problem, slip_at: int | None = None, slip_by: int = 1,
         digits.append(carry)
         lhs = f"0+0+{carry}" if p.op == "+" else f"0*{p.b}=0+{carry}"
         steps.append(f"{lhs}={carry}>{''.join(map(str, reversed(digits)))}")
+    if layout == "remainder":
+        steps = [f"{remainder(p, i)}:{step}" for i, step in enumerate(steps)]
     return steps, int("".join(map(str, reversed(digits))))
 
 
 def solution_text(p: Problem, style: str, slip_at: int | None = None,
-                  checks: frozenset[int] = frozenset()) -> str:
-    """The completion for `p`: style "worked" or "direct"."""
+                  checks: frozenset[int] = frozenset(), layout: str = "columns") -> str:
+    """The completion for `p`: style "worked" or "direct".
+
+    >>> solution_text(Problem(123, "+", 59), "worked", layout="remainder")
+    '<think>123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182</think><answer>182</answer>'
+    """
     if style == "direct":
         return f"<think></think><answer>{p.answer}</answer>"
-    steps, answer = worked_steps(p, slip_at, checks=checks)
+    steps, answer = worked_steps(p, slip_at, checks=checks, layout=layout)
     return f"<think>{';'.join(steps)}</think><answer>{answer}</answer>"
 
 
@@ -163,7 +185,8 @@ class ArithmeticGenerator:
 
 
 def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share: float,
-                recheck_share: float = 0.0, recheck_density: float = 0.75, spacing: float = 0.0) -> str:
+                recheck_share: float = 0.0, recheck_density: float = 0.75, spacing: float = 0.0,
+                layout: str = "columns") -> str:
     """One pretraining document: prompt then a direct, worked or slipped worked solution.
 
     A share `recheck_share` of worked solutions are careful ones: they re-check their first column and
@@ -179,7 +202,7 @@ def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share:
     checks = frozenset()
     if recheck_share and rng.random() < recheck_share:
         checks = frozenset(i for i in range(n_cols) if i == 0 or rng.random() < recheck_density)
-    text = solution_text(p, "worked", slip_at, checks)
+    text = solution_text(p, "worked", slip_at, checks, layout)
     return f"{p.text}={spaced(text, rng, spacing) if spacing else text}"
 
 

@@ -11,13 +11,16 @@ import random
 
 import torch
 
-from r1zero.tasks.arithmetic import ArithmeticGenerator, check_drill, corpus_line
+from r1zero.errors import UserError
+from r1zero.tasks.arithmetic import LAYOUTS, ArithmeticGenerator, check_drill, corpus_line
 from r1zero.tasks.tool_corpus import ToolDocs, turn_token_ids
 
 
 def corpus_batch(cfg, seed: int, step: int) -> list[str]:
     """The documents of step `step`: a pure function of (seed, step). Problems come from the training
     split only (`is_test`), so no evaluation problem, of any size, is ever trained on."""
+    if cfg.layout not in LAYOUTS:
+        raise UserError(f"pretrain.layout must be one of {', '.join(LAYOUTS)}; got {cfg.layout!r}")
     rng = random.Random(f"pretrain-{seed}-{step}")
     gen = ArithmeticGenerator(cfg.min_digits, cfg.max_digits, cfg.ops)
     tool_docs = ToolDocs.from_config(cfg) if cfg.tool_share or cfg.long_share else None
@@ -32,7 +35,7 @@ def corpus_batch(cfg, seed: int, step: int) -> list[str]:
         hard = cfg.hard_share and cfg.hard_digits > cfg.max_digits and rng.random() < cfg.hard_share
         p = gen.problem(rng, rng.randint(cfg.max_digits + 1, cfg.hard_digits) if hard else None)
         docs.append(corpus_line(p, rng, cfg.direct_share, cfg.slip_share, cfg.recheck_share,
-                                cfg.recheck_density, cfg.spacing))
+                                cfg.recheck_density, cfg.spacing, cfg.layout))
     return docs
 
 

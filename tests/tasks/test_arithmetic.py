@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 import re
 
+import pytest
+
 from r1zero import tasks
 from r1zero.config import PretrainConfig
+from r1zero.errors import UserError
 from r1zero.eval.metrics import has_correction, has_recheck
 from r1zero.tasks.arithmetic import (
     ArithmeticGenerator,
@@ -98,3 +101,31 @@ def test_spacing_moves_the_columns_and_changes_nothing_else():
     gaps = [(d[m.start() - 1], d[m.end()]) for d in spaced for m in re.finditer(r" +", d)]
     assert gaps and all(before == ";" or after == ">" for before, after in gaps)  # ... after ; or before >
     assert max(len(m) for d in spaced for m in re.findall(r" +", d)) == 3
+
+
+def test_the_remainder_layout_puts_each_columns_operands_before_its_colon_and_changes_nothing_else():
+    """Each step reads `left:x op y ...` where x and y are the last digits of what is left of the
+    problem, so a column's operands sit next to where it writes them."""
+    rng = random.Random(0)
+    gen = ArithmeticGenerator(2, 4)
+    for i in range(300):
+        p = gen.problem(rng)
+        slip_at = i % 3 if i % 2 else None
+        checks = frozenset({0, 2}) if i % 5 == 0 else frozenset()
+        plain = solution_text(p, "worked", slip_at, checks)
+        laid = solution_text(p, "worked", slip_at, checks, layout="remainder")
+        assert answer_of(laid) == answer_of(plain) and has_correction(laid) == has_correction(plain)
+        assert re.sub(r"(?<=<think>)[^:;]*:|(?<=;)[^:;]*:", "", laid) == plain  # only the prefixes differ
+        for k, step in enumerate(re.search(r"<think>(.*)</think>", laid).group(1).split(";")):
+            left, work = step.split(":")
+            a, _, b = left.partition(p.op)
+            x = work[1:] if p.op == "-" and len(work.split("-")[0]) == 2 else work  # a borrow writes 1x
+            assert x[0] == (a[-1] if a else "0"), (p, step)
+            if p.op != "*":
+                assert x.split(p.op)[1][0] == (b[-1] if b else "0"), (p, step)
+            assert len(a) == max(0, len(str(p.a)) - k)
+
+
+def test_an_unknown_layout_is_one_clear_error():
+    with pytest.raises(UserError, match="pretrain.layout must be one of columns, remainder; got 'rows'"):
+        corpus_batch(PretrainConfig(layout="rows"), 0, 1)
