@@ -3,8 +3,9 @@ calculator where it pays (recipes/tiny-tools.yaml, issue 20).
 
 The recipe is run as shipped (seed 0) but for the report: the base calls the tool on few held-out long
 products, and after RL, rewarded on the final answer only, it calls it on most and answers far more
-of them right. With 200 problems x 8 samples, sampling noise on a share is about +-0.02; the margins
-below are at least twice that away from the figures measured in the README.
+of them right. Measured (README, two seeds): base share 0.070 and 0.071, after RL 0.998 and 0.993,
+sampled pass@1 +0.919 and +0.872. The tight line is the base's: 0.03 under its bound, where sampling
+noise on a share near 0.07 over 200 problems x 8 samples is about 0.01; the others have wide margins.
 """
 
 import json
