@@ -227,3 +227,39 @@ def check_folder_update(model_dir: str) -> None:
     diff = noisy_update_logprob_diff(sampler, model, tok)
     print(f"engine in its own process, after a weight update: max log-prob difference {diff:.2e}")
     assert diff < LOGPROB_TOLERANCE
+
+
+class Remarks:
+    """An environment that answers every turn with the same remark and ends after three turns."""
+
+    def reset(self, example) -> None:
+        self.turns = 0
+
+    def step(self, message: str):
+        from r1zero.rollout.env import Step
+
+        self.turns += 1
+        return Step(" [noted] 12*3=", done=self.turns == 3, info={"turns": 1})
+
+
+@pytest.mark.vllm
+def test_multi_turn_rollouts_on_vllm_keep_the_model_tokens_log_probs_and_mask_the_rest(sampler, qwen_dir):
+    """The vllm sampler under MultiTurnSampler: environment tokens between turns are masked with
+    log-prob 0, and the model's own tokens keep the log-probs the trainer's forward gives them."""
+    from r1zero.rollout.multiturn import MultiTurnSampler
+
+    model, tok = load_model(qwen_dir), load_tokenizer(qwen_dir)
+    turns = MultiTurnSampler(sampler, tok, Remarks, max_turns=3, max_total_tokens=60)
+    rollouts = turns.generate(prompt_ids(tok), 2, SamplingParams(max_new_tokens=8, temperature=0.8, stop=[], seed=0))
+    observation = tok(" [noted] 12*3=", add_special_tokens=False)["input_ids"]
+    assert all(r.info["turns"] >= 2 for r in rollouts)
+    for r in rollouts:
+        env_ids = [t for t, keep in zip(r.completion_ids, r.completion_mask) if not keep]
+        assert env_ids and env_ids == observation * (len(env_ids) // len(observation))
+        assert all(lp == 0.0 for lp, keep in zip(r.logprobs, r.completion_mask) if not keep)
+    batch = make_batch(rollouts, torch.zeros(len(rollouts)), tok.pad_token_id)
+    with torch.no_grad():
+        logp, _ = completion_logprobs(model, batch, 0.8)
+    diff = (logp - batch.old_logp)[batch.completion_mask].abs().max().item()
+    print(f"multi-turn on vllm: max |sampler - trainer| over the model's tokens {diff:.1e}")
+    assert diff < LOGPROB_TOLERANCE
