@@ -198,3 +198,19 @@ def test_a_one_actor_pool_samples_what_hf_does_with_lora(ray_cluster, base, tmp_
         runs[name] = rows(tmp_path / name)
     for a, b in zip(runs["hf"], runs["ray"], strict=True):
         assert a["reward"] == b["reward"] and a["response_length"] == b["response_length"]
+
+
+@pytest.mark.slow
+def test_multi_turn_rollouts_on_a_one_actor_pool_are_the_hf_samplers(ray_cluster, base, tmp_path):
+    """Multi-turn RL over the ray pool: each turn is one pool generate; with one actor (shard 0 keeps
+    the seed) every step's rewards and lengths, environment tokens included, equal the hf sampler's."""
+    cfg = {"environment": "tests.rollout.test_multiturn:Interjector", "max_turns": 3, "max_total_tokens": 40}
+    runs = {}
+    for name, sampler in [("hf", {"sampler": "hf"}),
+                          ("ray", {"sampler": "ray", "sampler_options": {**pool(), "actors": 1}})]:
+        run_rl(rl_config(**cfg, **sampler), StageContext(tmp_path, tmp_path / name, "rl", 0, base, resume=False))
+        runs[name] = rows(tmp_path / name)
+    assert len(runs["hf"]) == STEPS
+    for a, b in zip(runs["hf"], runs["ray"], strict=True):
+        assert a["reward"] == b["reward"] and a["response_length"] == b["response_length"]
+        assert a["response_length"] > 10  # the interjections are in: each is 14 tokens, three turns
