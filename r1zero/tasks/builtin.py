@@ -1,9 +1,10 @@
-"""The registered tasks: two generators and the benchmarks in the shared data folder.
+"""The registered tasks: the generators and the benchmarks in the shared data folder.
 
 | name | kind | splits | default rewards | extra meta columns |
 |---|---|---|---|---|
 | arithmetic | generator, levels 1..6 digits | train, test | math, format | difficulty |
 | countdown | generator, levels 3..6 numbers | train, test | countdown, format | nums, target, difficulty |
+| products | generator (r1zero.tasks.products), levels 1..6 digits of a, b of `b_digits` (2) | train, test | math, format | difficulty |
 | countdown_cd3 | file (d1's 256 tests), level 3 | test | countdown, format | nums, target, difficulty |
 | gsm8k | file | train, test | math, format | |
 | math500, math | file, levels 1..5 | test (math: train, test) | math, format | subject, difficulty |

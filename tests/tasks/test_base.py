@@ -16,7 +16,7 @@ from r1zero.types import Example
 DEFAULT_REWARDS = {"arithmetic": ("math", "format"), "countdown": ("countdown", "format"),
                    "countdown_cd3": ("countdown", "format"), "gsm8k": ("math", "format"),
                    "math500": ("math", "format"), "math": ("math", "format"), "humaneval": ("code",),
-                   "mbpp": ("code",)}
+                   "mbpp": ("code",), "products": ("math", "format")}
 
 
 @pytest.mark.parametrize("name", tasks.TASKS.names())
