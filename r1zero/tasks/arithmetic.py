@@ -13,9 +13,9 @@ A slipped solution gets one column wrong by one and carries the slip through to 
 corpus teaches the mistakes a real base model makes (R1 starts from an imperfect base).
 With `layout="remainder"` each step starts with what is left of the problem (`12+5:2+5+1=8>82`), so
 a column finds its operand digits next to where it writes them (the last digit before `+` and before
-`:`) instead of by distance into the prompt. Measured on the demo's recipe (seed 0): sampled pass@1
-0.599 vs 0.492 and greedy 0.945 vs 0.870 at base; on trial bases with 5% 4-digit problems, 4-digit
-pass@64 0.84-0.92 vs 0.36-0.46; and a re-check derails it less (docs/self-verification.md).
+`:`) instead of by distance into the prompt. Measured: on trial bases with 5% 4-digit problems,
+4-digit pass@64 0.84-0.92 vs 0.36-0.46, and a re-check derails it less (docs/self-verification.md);
+on the demo's recipe, sampled pass@1 at base 0.599 vs 0.492 (seed 0) but 0.538 vs 0.567 (seed 1).
 A re-check works a column's value out again in place, `9+5+0=15~14!>4` (`!`: it disagreed, and the
 work goes on from 14); `corpus_line` can make a few solutions re-check, `check_drill` makes
 verification exercises, `spaced` varies the layout (docs/self-verification.md has the trials).
