@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from r1zero.errors import UserError
 from r1zero.tasks.arithmetic import Problem, is_test
-from r1zero.tasks.base import TASKS, GeneratedTask, check_level, check_split
+from r1zero.tasks.base import TASKS, GeneratedTask
+from r1zero.tasks.builtin import ArithmeticTask
 from r1zero.types import Example
 
 MAX_DIGITS = 6
@@ -66,29 +67,11 @@ class LongProducts:
                        meta={"task": "products", "difficulty": len(str(p.a)), "id": p.text})
 
 
-@dataclass
-class ProductsTask(GeneratedTask):
-    """Training draws from the train split only; the test split is `LongProducts.held_out`."""
-
-    generator: LongProducts | None = None
-
-    def sample(self, rng: random.Random, level: int | None = None, split: str | None = None) -> Example:
-        check_level(self, level)
-        digits = level if level is not None else rng.choice(self.default_levels)
-        return self.generator.example(self.generator.problem(rng, digits, split=split or "train"))
-
-    def examples(self, split: str | None = None, n: int | None = None, seed: int | None = None,
-                 level: int | None = None) -> list[Example]:
-        if check_split(self, split) == "test" and n is not None:
-            gen = self.generator if level is None else LongProducts(level, level, self.generator.b_digits)
-            return [gen.example(p) for p in gen.held_out(n)]
-        return super().examples(split, n, seed, level)
-
-
 @TASKS.register("products")
 def products(min_digits: int = 2, max_digits: int = 3, b_digits: int = 2) -> GeneratedTask:
-    """`a*b`, `a` of min..max_digits digits (the level), `b` of `b_digits`: long products for a calculator."""
+    """`a*b`, `a` of min..max_digits digits (the level), `b` of `b_digits`: long products for a calculator.
+    Splits and levels as arithmetic's (ArithmeticTask: the test split is `LongProducts.held_out`)."""
     gen = LongProducts(min_digits, max_digits, b_digits)
-    return ProductsTask(name="products", rewards=("math", "format"), levels=tuple(range(1, MAX_DIGITS + 1)),
+    return ArithmeticTask(name="products", rewards=("math", "format"), levels=tuple(range(1, MAX_DIGITS + 1)),
                         default_levels=tuple(range(min_digits, max_digits + 1)),
                         make=lambda rng, level: gen.example(gen.problem(rng, level)), generator=gen)
