@@ -135,6 +135,12 @@ class PretrainConfig:
     layout: str = doc("columns", "how a worked solution is written: `columns` (`2+5+1=8>82`) or `remainder`, each "
                                  "step after what is left of the problem (`12+5:2+5+1=8>82`), so a column reads its "
                                  "operands next to where it writes (a better base, less derailed by a re-check)")
+    answer_first: bool = doc(False, "questions are answered by a quick guess in the thinking; `verify_share` of "
+                                    "them verify it by working (`~`), correcting a wrong guess (`!`)")
+    verify_share: float = doc(0.0, "answer_first: share of guesses verified by working", bounds='[0, 1]')
+    guess_wrong: float = doc(0.3, "answer_first: chance that a guess has one digit off", bounds='[0, 1]')
+    exercise_share: float = doc(0.0, "share of documents that are bare worked computations (remainder layout, "
+                                     "no question, no answer)", bounds='[0, 1]')
     tool_share: float = doc(0.0, "share of documents that solve a long product by a calculator call (`<tool_call>`, "
                                  "the reply in `<tool_response>`, the answer copied from it), as a rollout with "
                                  "rl.tools reads (r1zero.tasks.tool_corpus); a few percent at most", "tiny-tools",

@@ -207,6 +207,48 @@ def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share:
     return f"{p.text}={spaced(text, rng, spacing) if spacing else text}"
 
 
+def wrong_guess(answer: int, rng: random.Random) -> int:
+    """A quick answer with one digit off by one (a guess a person might write down).
+
+    >>> wrong_guess(182, random.Random(0)) != 182
+    True
+    """
+    digits = str(answer)
+    i = rng.randrange(len(digits))
+    d = int(digits[i])
+    d = d + 1 if d == 0 or (d < 9 and rng.random() < 0.5) else d - 1
+    out = digits[:i] + str(d) + digits[i + 1:]
+    return int(out) if out.lstrip("0") or out == "0" else answer + 1
+
+
+def exercise_line(p: Problem, rng: random.Random, slip_share: float) -> str:
+    """A bare worked computation, no question and no answer: the remainder-layout steps of `p`
+    (`123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182`), as a textbook shows its working."""
+    slip_at = rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
+    steps, _ = worked_steps(p, slip_at, layout="remainder")
+    return ";".join(steps)
+
+
+def answer_first_line(p: Problem, rng: random.Random, verify_share: float, guess_wrong: float,
+                      slip_share: float) -> str:
+    """A question answered first by a quick guess in the thinking, `123+59=<think>182</think>...`;
+    a share `verify_share` of them then verify the guess by working it out (`~` and the remainder-layout
+    steps), mark a disagreement with `!`, and answer what the work gives:
+
+        123+59=<think>181~123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182!</think><answer>182</answer>
+
+    Whether a guess is verified is drawn independently of whether it is right, so a `~` says nothing
+    about the guess; the guess is wrong with probability `guess_wrong`, so what the work gives cannot be
+    copied from it."""
+    guess = wrong_guess(p.answer, rng) if rng.random() < guess_wrong else p.answer
+    if rng.random() >= verify_share:
+        return f"{p.text}=<think>{guess}</think><answer>{guess}</answer>"
+    slip_at = rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
+    steps, worked = worked_steps(p, slip_at, layout="remainder")
+    mark = "!" if worked != guess else ""
+    return f"{p.text}=<think>{guess}~{';'.join(steps)}{mark}</think><answer>{worked}</answer>"
+
+
 def spaced(text: str, rng: random.Random, share: float) -> str:
     """`text` with 1..MAX_SPACES spaces, each time with probability `share`, before each partial result
     (where a re-check goes) and after each step separator.

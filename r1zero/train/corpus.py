@@ -12,7 +12,7 @@ import random
 import torch
 
 from r1zero.errors import UserError
-from r1zero.tasks.arithmetic import LAYOUTS, ArithmeticGenerator, check_drill, corpus_line
+from r1zero.tasks.arithmetic import LAYOUTS, ArithmeticGenerator, answer_first_line, check_drill, corpus_line, exercise_line
 from r1zero.tasks.tool_corpus import ToolDocs, turn_token_ids
 
 
@@ -34,6 +34,12 @@ def corpus_batch(cfg, seed: int, step: int) -> list[str]:
             continue
         hard = cfg.hard_share and cfg.hard_digits > cfg.max_digits and rng.random() < cfg.hard_share
         p = gen.problem(rng, rng.randint(cfg.max_digits + 1, cfg.hard_digits) if hard else None)
+        if cfg.exercise_share and rng.random() < cfg.exercise_share:
+            docs.append(exercise_line(p, rng, cfg.slip_share))
+            continue
+        if cfg.answer_first:
+            docs.append(answer_first_line(p, rng, cfg.verify_share, cfg.guess_wrong, cfg.slip_share))
+            continue
         docs.append(corpus_line(p, rng, cfg.direct_share, cfg.slip_share, cfg.recheck_share,
                                 cfg.recheck_density, cfg.spacing, cfg.layout))
     return docs
