@@ -5,9 +5,10 @@ greedy answer. Per item: the extracted answers, their correctness by the task's 
 (`math` for GSM8K / MATH-500 / arithmetic), the vote groups (equivalent answers grouped by
 math-verify) and the majority answer. Summary: greedy and sampled pass@1, unbiased pass@k for every
 k <= n, cons@k, best-of-n with a verifier reward (optional), format rate, share of completions that
-reason, mean length and thinking length in tokens, truncation rate, items/s; how often completions
-re-check a step and whether that pays (`recheck_summary`), pass@1 per difficulty. With
-`hard_problems`, the stage (eval/stage.py) adds a harder split's figures under `hard/`.
+reason, share that are readable (the arithmetic notation's rule, `rewards/readability.py`), mean
+length and thinking length in tokens, truncation rate, items/s; how often completions re-check a step
+and whether that pays (`recheck_summary`), pass@1 per difficulty. With `hard_problems`,
+the stage (eval/stage.py) adds a harder split's figures under `hard/`.
 
 Items are generated shortest prompt first, in chunks of at most `batch_size` sequences and
 `max_batch_tokens` padded tokens (one batched generate each, seed `seed + chunk`), so a run is
@@ -49,6 +50,7 @@ from r1zero.eval.metrics import (
     well_formed,
 )
 from r1zero.eval.tools import tool_generate, tool_summary
+from r1zero.rewards.readability import is_readable
 from r1zero.rollout.base import SamplingParams
 from r1zero.types import Example, Rollout
 
@@ -303,6 +305,7 @@ def item_record(ex: Example, prompt: str, samples: list[Rollout], scores: list, 
         "cons": {str(j): cons_at_k(groups, correct, j) for j in vote_ks(k)},
         "pass@1": sum(correct) / k, f"pass@{k}": pass_at_k(k, sum(correct), k),
         "formatted": [well_formed(r.text) for r in samples], "reasons": [reasons(r.text) for r in samples],
+        "readable": [is_readable(r.text) for r in samples],
         "rechecks": [has_recheck(r.text) for r in samples], "corrections": [has_correction(r.text) for r in samples],
         "lengths": [len(r.completion_ids) for r in samples], "think_lengths": [think_len(r) for r in samples],
         "finish": [r.finish_reason for r in samples], "completions": [r.text for r in samples],
@@ -327,6 +330,7 @@ def summarize(items: list[dict], k: int, greedy: bool, best_of: bool) -> dict:
         out[f"bon@{k}"] = sum(it["best_of_n"]["correct"] for it in items) / n_items
     out["format_rate"] = mean_over_samples("formatted")
     out["reasoning_share"] = mean_over_samples("reasons")
+    out["readability_share"] = mean_over_samples("readable")  # the arithmetic notation's rule (rewards/readability.py)
     out["answer_rate"] = sum(sum(a is not None for a in it["answers"]) for it in items) / n_samples
     out["mean_length"] = mean_over_samples("lengths")
     out["mean_think_length"] = mean_over_samples("think_lengths")

@@ -2,7 +2,7 @@
 `f(prompts, completions, **columns) -> list[float | None]` (None = not applicable).
 
 Registered names (`names()`): format, format_lenient, math, exact, numeric, countdown, code,
-language, overlong, length, reasoning_gym. `get(name, **options)` returns one, with options bound
+language, overlong, length, readability, reasoning_gym. `get(name, **options)` returns one, with options bound
 (e.g. `get("overlong", max_len=2048)`); `combine(...)` runs several with weights, charging a raise
 or a timeout to one sample. Columns read: `answer` (math, exact, numeric), `nums` + `target`
 (countdown), `tests` | `test_list` | `test` + `entry_point` (code), `rg_entry` + `rg_task`
@@ -24,6 +24,7 @@ from r1zero.rewards import (  # noqa: F401 - importing a module registers its re
     length,
     match,
     math_answer,
+    readability,
     reasoning_gym_score,
 )
 from r1zero.rewards.base import REWARDS, RewardFn, reward_ref, with_options

@@ -26,8 +26,8 @@ def test_evaluate_model_records_every_item(tiny_model):
     assert item["prompt"].endswith("=")  # template plain: the raw `123+45=`
     s = result.summary
     for key in ("greedy_pass@1", "sampled_pass@1", "pass@1", "pass@2", "pass@3", "pass@4", "cons@1", "cons@2",
-                "cons@4", "format_rate", "reasoning_share", "mean_length", "mean_think_length", "truncation_rate",
-                "answer_rate", "items_per_s"):
+                "cons@4", "format_rate", "reasoning_share", "readability_share", "mean_length", "mean_think_length",
+                "truncation_rate", "answer_rate", "items_per_s"):
         assert key in s, key
     assert s["problems"] == 5 and s["samples"] == 4 and s["mean_length"] <= 8
 
@@ -41,7 +41,8 @@ def test_evaluation_is_deterministic_for_a_seed(tiny_model):
 def test_summary_from_hand_made_items():
     def item(correct, answers, cons, rechecks, corrections, difficulty):
         return {"correct": correct, "answers": answers, "cons": cons, "formatted": [True] * 2,
-                "reasons": [True, False], "lengths": [4, 6], "think_lengths": [2, 2], "finish": ["stop", "length"],
+                "reasons": [True, False], "readable": [False, True], "lengths": [4, 6], "think_lengths": [2, 2],
+                "finish": ["stop", "length"],
                 "greedy": {"correct": correct[0]}, "rechecks": rechecks, "corrections": corrections,
                 "difficulty": difficulty}
 
@@ -50,7 +51,7 @@ def test_summary_from_hand_made_items():
     s = summarize(items, 2, greedy=True, best_of=False)
     assert s["greedy_pass@1"] == 0.5 and s["sampled_pass@1"] == 0.25 and s["pass@2"] == 0.5
     assert s["cons@2"] == 0.5 and s["answer_rate"] == 0.75 and s["truncation_rate"] == 0.5
-    assert s["mean_length"] == 5 and s["reasoning_share"] == 0.5
+    assert s["mean_length"] == 5 and s["reasoning_share"] == 0.5 and s["readability_share"] == 0.5
     # 3 of 4 samples re-check (1 of them right), 2 correct a step (1 of them ends right), 1 does neither
     assert s["recheck_share"] == 0.75 and s["correction_share"] == 0.5 and s["faithful_corrections"] == 0.5
     assert s["accuracy_with_recheck"] == 1 / 3 and s["accuracy_without_recheck"] == 0.0

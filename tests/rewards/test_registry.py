@@ -10,9 +10,9 @@ from r1zero import rewards
 from r1zero.errors import UserError
 
 MODULES = ["base", "extract", "format", "match", "math_answer", "countdown", "code_exec", "language", "length",
-           "reasoning_gym_score", "combine", "sandbox", "process_pool"]
+           "reasoning_gym_score", "combine", "sandbox", "process_pool", "readability"]
 REGISTERED = ["code", "countdown", "exact", "format", "format_lenient", "language", "length", "math", "numeric",
-              "overlong", "reasoning_gym"]
+              "overlong", "readability", "reasoning_gym"]
 
 
 def test_names_lists_every_reward():
