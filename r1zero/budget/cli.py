@@ -31,6 +31,8 @@ def add_commands(sub) -> None:
                    help="rl dynamic sampling: assumed share of groups whose rewards are all equal")
     p.add_argument("--no-probe", action="store_true", help="cpu: roofline at the probed peak, no kernel timing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--against", metavar="RUN_DIR", help="a run folder of this recipe: each stage's predicted "
+                                                         "seconds beside the seconds it measured")
     p.set_defaults(func=run_plan)
 
 
@@ -52,7 +54,34 @@ def run_plan(args) -> int:
                           "price_per_hour": device.price_per_hour, "stages": [p.to_dict() for p in plans]}, indent=1))
     else:
         print(plan_tables(recipe.name, plans, device, dtype))
+    if args.against:
+        print("\n" + against_table(plans, args.against))
     return 0 if all(p.fits for p in plans) else 1
+
+
+def measured_seconds(stage_dir) -> float | None:
+    """What a finished stage took: its process CPU seconds (budget.json; the wall time of an idle machine
+    at one thread, as the plan predicts), else its wall seconds (done.json), else None."""
+    from pathlib import Path
+
+    for name, key in (("budget.json", "cpu_seconds"), ("done.json", "seconds")):
+        path = Path(stage_dir) / name
+        if path.is_file() and key in (record := json.loads(path.read_text())):
+            return float(record[key])
+    return None
+
+
+def against_table(plans, run_dir) -> str:
+    """Predicted against measured seconds per stage of a run of the plan's recipe, with the error."""
+    from pathlib import Path
+
+    rows = []
+    for p in plans:
+        got = measured_seconds(Path(run_dir) / p.stage)
+        error = f"{p.total_seconds / got - 1:+.0%}" if got else "-"
+        rows.append([p.stage, f"{p.total_seconds:.1f}", "-" if got is None else f"{got:.1f}", error])
+    return (f"predicted against {run_dir} (CPU seconds where the stage metered them, else wall):\n\n"
+            + markdown_table(["stage", "predicted s", "measured s", "error"], rows))
 
 
 def fmt_bytes(n: float) -> str:

@@ -108,10 +108,13 @@ def estimate_memory(workload, device, dtype: str = "float32") -> MemoryEstimate:
         est.resident["optimizer"] = trainable * (8 if dtype == "float32" else 12)
     if workload.reference:
         est.resident["reference"] = counts.params * b
+    critic = counts.params if workload.critic else 0  # PPO's value model: weights, AdamW states, gradients
+    if critic:
+        est.resident["critic"] = critic * (b + (8 if dtype == "float32" else 12))
     if workload.train:
         seqs, width = max(((s, w) for _, s, w in workload.train), key=lambda sw: sw[0] * sw[1])
         ckpt = workload.gradient_checkpointing
-        est.phases["train"] = {"gradients": trainable * b,
+        est.phases["train"] = {"gradients": (trainable + critic) * b,
                                "activations": training_bytes(config, seqs, width, dtype, ckpt, allocator)}
         other = "activations_no_checkpointing" if ckpt else "activations_checkpointed"
         est.alternatives[other] = training_bytes(config, seqs, width, dtype, not ckpt, allocator)

@@ -8,8 +8,9 @@ of the run's report.
 FLOPs are *model* FLOPs (see `flops.py`): 2N per token forward, 6N training, N the active
 parameters, plus attention; padding and gradient-checkpointing recompute are not counted, so
 wasted work shows up as a lower MFU. MFU = FLOPs / wall seconds / the device's peak (CPU: the
-cached matmul probe). Device-hours are wall hours times devices; on CPU they are CPU-hours of the
-whole process, whatever its thread count. Cost = device-hours x price per device-hour. The device
+cached matmul probe). Peak memory is the process's peak resident set during the stage (Linux).
+Device-hours are wall hours times devices; on CPU they are CPU-hours of the whole process, whatever
+its thread count. Cost = device-hours x price per device-hour. The device
 is detected (`device="auto"`: the first CUDA device, else the CPU); its price comes from
 `price_per_hour`, else `$R1ZERO_PRICE_PER_HOUR`, else the device table (`devices.py`).
 """
@@ -47,6 +48,7 @@ class StageMeter:
         self.phases: dict[str, float] = {}
         self._depth, self._outer = 0, 0.0  # open phases; seconds inside outermost phases
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        reset_peak_rss()
 
     @classmethod
     def for_model_dir(cls, path: str | Path, **kwargs) -> StageMeter:
@@ -117,6 +119,7 @@ class StageMeter:
             "flops_per_s": flops / max(seconds, 1e-9), "peak_flops_per_s": peak,
             "mfu": flops / max(seconds, 1e-9) / peak if peak else None,
             "price_per_hour": self.device.price_per_hour, "cost": hours * self.device.price_per_hour,
+            "peak_rss_bytes": peak_rss(),
         }
 
     def write(self, stage_dir: str | Path, show: bool = True) -> dict:
@@ -130,6 +133,28 @@ class StageMeter:
         if show:
             print(summary_line(summary))
         return summary
+
+
+def reset_peak_rss() -> None:
+    """Start the process's peak resident memory afresh (Linux: `5` to /proc/self/clear_refs), so that a
+    stage's peak is its own, not an earlier stage's of the same `r1zero run`."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss() -> int | None:
+    """Peak resident memory of this process since `reset_peak_rss` (bytes; None off Linux). It holds the
+    interpreter and torch (~0.4 GB) besides the stage's tensors."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
 
 
 def hours_label(device: str) -> str:
@@ -178,7 +203,8 @@ def total_budget(budgets: dict[str, dict]) -> dict:
     return {"stage": "total", "device": devices.pop() if len(devices) == 1 else "mixed",
             "tokens_total": sum(r["tokens_total"] for r in rows), "flops_total": flops,
             "seconds": sum(r["seconds"] for r in rows), "device_hours": sum(r["device_hours"] for r in rows),
-            "mfu": flops / peak_seconds if peak_seconds else None, "cost": sum(r["cost"] for r in rows)}
+            "mfu": flops / peak_seconds if peak_seconds else None, "cost": sum(r["cost"] for r in rows),
+            "peak_rss_bytes": max((r.get("peak_rss_bytes") or 0 for r in rows), default=0) or None}
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -192,9 +218,10 @@ def budget_table(run_dir: str | Path) -> str:
     if not budgets:
         return ""
     total = total_budget(budgets)
-    header = ["stage", "tokens", "FLOPs", "seconds", hours_label(total["device"]), "MFU", "cost"]
+    header = ["stage", "tokens", "FLOPs", "seconds", hours_label(total["device"]), "MFU", "peak memory", "cost"]
     rows = [[sid, fmt_count(r["tokens_total"]), fmt_count(r["flops_total"]), f"{r['seconds']:.1f}",
-             f"{r['device_hours']:.4f}", fmt_mfu(r["mfu"]), f"${r['cost']:.4f}"]
+             f"{r['device_hours']:.4f}", fmt_mfu(r["mfu"]),
+             f"{r['peak_rss_bytes'] / 2**20:.0f} MB" if r.get("peak_rss_bytes") else "-", f"${r['cost']:.4f}"]
             for sid, r in [*budgets.items(), ("**total**", total)]]
     price = {r["price_per_hour"] for r in budgets.values()}
     note = f"Cost at ${price.pop():.2f} per device-hour" if len(price) == 1 else "Cost at each stage's price"

@@ -2,9 +2,9 @@
 the settings that would make it fit.
 
 Memory is `memory.py`'s estimate; time is the stage's kernels (`workload.py`) times their cost
-(`timing.py`: measured on this CPU, a roofline elsewhere), plus a fixed cost per stage (imports,
-loading and saving the model, plots) and a cost per scored completion (rewards, answer
-verification, voting), both measured on the tiny recipes (bench/README.md, "The budget"). When a
+(`timing.py`: measured on this CPU, a roofline elsewhere), plus a fixed cost per stage (loading and
+saving the model, checkpoints, plots) and a cost per scored completion (rewards, answer
+verification, voting), both measured on the tiny recipes' runs. When a
 stage does not fit, settings are tried in order of what they cost the result (gradient
 checkpointing, more gradient-accumulation micro-steps, bf16, LoRA, smaller batches) and kept
 cumulatively until it fits.
@@ -21,13 +21,17 @@ from r1zero.budget.memory import GB, MemoryEstimate, dtype_bytes, estimate_memor
 from r1zero.budget.timing import CostModel, ProbedCPU, Roofline
 from r1zero.budget.workload import ZERO_VARIANCE_SHARE, RecipeInputs, Workload
 
-# CPU seconds a stage costs whatever it computes: Python + torch + transformers imports, loading and
-# saving the model, plots (stages with ~no work measured 5.7-7.9 s on the tiny recipe; report 3.3 s).
-CPU_STAGE_FIXED_S = {"build": 6.5, "report": 3.5}
-CPU_STAGE_FIXED_DEFAULT_S = 6.5
+# CPU seconds a stage costs outside its metered work (loading and saving models, checkpoints, plots),
+# inside `r1zero run` (the imports come before the first stage): a stage's done.json seconds minus its
+# budget.json phases, medians over 9-14 demo and tiny-tools runs on the 2-core machine (build: its whole
+# time, tokenizer training included, 2.4-8.0 s wall, the least loaded 2.4-2.9 s; pretrain 1.2-15 s;
+# eval 0.15-0.9 s; rl 0.6-7 s; report 0.3-1.0 s).
+CPU_STAGE_FIXED_S = {"build": 3.0, "pretrain": 10.0, "eval": 0.4, "rl": 2.5, "report": 0.7}
+CPU_STAGE_FIXED_DEFAULT_S = 2.0
 GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
-# Seconds per scored completion: answer extraction + math-verify + voting in eval; reward calls in rl.
-SECONDS_PER_COMPLETION = {"eval": 0.004, "sample": 0.004, "rl": 0.0005}
+# CPU seconds per scored completion: answer extraction, the `math` reward (math-verify) and voting in
+# eval (measured 0.0011-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
+SECONDS_PER_COMPLETION = {"eval": 0.0013, "sample": 0.0005, "rl": 0.0005}
 
 
 @dataclass
@@ -70,7 +74,7 @@ def stage_seconds(w: Workload, costs: CostModel | None, device: Device) -> dict[
         return out
     out["train"] = sum(c * costs.train_step(s, width, w.gradient_checkpointing) for c, s, width in w.train)
     out["reference"] = sum(c * costs.forward(s, width) for c, s, width in w.forward)
-    out["generation"] = sum(c * costs.generate(s, p, n) for c, s, p, n in w.generate)
+    out["generation"] = sum(c * costs.generate(s, p, n, w.completion_lengths) for c, s, p, n in w.generate)
     out["scoring"] = w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0.0)
     return {k: v for k, v in out.items() if v}
 

@@ -6,8 +6,11 @@ reads the cache). So on CPU the cost model *measures this model's own kernels
 at the shapes the plan needs* (random weights of the same config; the median of 3 training
 micro-steps or no-grad forwards, the median of 12 decode steps at the mean context) and caches the
 seconds in `~/.cache/r1zero/budget/kernels.json` keyed by config, shape, threads, CPU and torch
-version. A generate call of n new tokens costs a prefill forward + n decode steps at context
-P + n/2: decode cost is linear in the context, so the mean context gives the total. Seconds are
+version. A generate call costs a prefill forward + its decode steps at the mean context: decode cost
+is linear in the context, so the mean context gives the total. Decode steps are probed in the loop the
+samplers run: r1zero.rollout.decode for DeepSeek-V3 folders (it drops finished rows from the batch),
+else `generate`. How many steps a call runs, and over how many rows, follows from the completion
+lengths the workload expects (`decode_work`): without them, every row runs to max_new_tokens. Seconds are
 process CPU time divided by the threads: the wall time of an idle machine, and on a shared machine
 still a measure of this process rather than of its neighbours (medians drop their bursts).
 
@@ -18,12 +21,15 @@ overhead. Those three constants are the usual rules of thumb, not measured by th
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
+import random
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from r1zero.budget.devices import Device, cache_dir, cpu_name
@@ -46,6 +52,35 @@ def absorb_mla(model) -> None:
     enable_absorbed_mla(model)
 
 
+def decode_work(seqs: int, new: int, lengths: Sequence[int] = (), compact: bool = True,
+                draws: int = 8) -> tuple[float, float]:
+    """(decode forwards, row-forwards) a generate call of `seqs` rows and at most `new` tokens runs,
+    averaged over `draws` seeded draws of each row's completion length from `lengths` (tokens, stop
+    token included; empty: every row runs to `new`).
+
+    The first token comes from the prefill; each later one costs a forward over the rows still in the
+    batch. The call ends when every row has stopped; with `compact` (r1zero.rollout.decode) finished
+    rows leave the batch once they are an eighth of it, without it (`generate`) they stay.
+
+    >>> decode_work(4, 10), decode_work(4, 10, [3], compact=False), decode_work(8, 10, [2, 6])[0] < 9
+    ((9.0, 36.0), (2.0, 8.0), True)
+    """
+    if not lengths:
+        return float(new - 1), float(seqs * (new - 1))
+    rng, steps, row_steps = random.Random(f"decode-{seqs}-{new}"), 0, 0
+    for _ in range(draws):
+        ends = collections.Counter(min(rng.choice(lengths), new) for _ in range(seqs))  # length -> rows
+        alive, done = seqs, 0
+        for t in range(1, new):  # t tokens drawn so far
+            done += ends[t]
+            if done == alive:
+                break
+            if compact and done * 8 >= alive:
+                alive, done = alive - done, 0
+            steps, row_steps = steps + 1, row_steps + alive
+    return steps / draws, row_steps / draws
+
+
 class CostModel:
     """Seconds of one kernel call; subclasses measure or compute them."""
 
@@ -55,7 +90,9 @@ class CostModel:
     def forward(self, seqs: int, width: int) -> float:
         raise NotImplementedError
 
-    def generate(self, seqs: int, prompt: int, new: int) -> float:
+    def generate(self, seqs: int, prompt: int, new: int, lengths: Sequence[int] = ()) -> float:
+        """A generate call of `seqs` rows, `prompt` wide, at most `new` tokens, rows stopping at
+        `lengths` (see `decode_work`)."""
         raise NotImplementedError
 
 
@@ -79,14 +116,15 @@ class Roofline(CostModel):
     def forward(self, seqs, width):
         return self.counts.forward_flops(seqs * width, causal_context(width)) / (self.peak * TRAIN_MFU)
 
-    def generate(self, seqs, prompt, new):
-        context = prompt + new / 2
+    def generate(self, seqs, prompt, new, lengths=()):
+        steps, _ = decode_work(seqs, new, lengths, compact=False)  # batched serving keeps the rows
+        context = prompt + steps / 2
         step_flops = self.counts.forward_flops(seqs, context)
         step_bytes = (self.counts.params * dtype_bytes(self.dtype)
                       + seqs * context * self.counts.kv_cache_bytes_per_token(dtype_bytes(self.dtype)))
         step = max(step_flops / (self.peak * TRAIN_MFU), step_bytes / (self.device.bandwidth_gbs * 1e9
                                                                         * DECODE_BANDWIDTH_SHARE))
-        return self.forward(seqs, prompt) + new * (step + LAUNCH_S_PER_LAYER * self.counts.layers)
+        return self.forward(seqs, prompt) + (steps + 1) * (step + LAUNCH_S_PER_LAYER * self.counts.layers)
 
 
 class ProbedCPU(CostModel):
@@ -156,8 +194,12 @@ class ProbedCPU(CostModel):
         return self._model
 
     def _warm_up(self) -> None:
+        from r1zero.rollout import decode
+
         self._train(2, 8, False)
         self._generate(2, 4, 2)
+        if decode.supports(self._model):
+            self._lean(2, 4, 2)
 
     def _ids(self, seqs: int, width: int):
         import torch
@@ -214,13 +256,46 @@ class ProbedCPU(CostModel):
 
         return self._cached(f"forward|{seqs}x{width}", lambda: self._seconds(run))
 
-    def generate(self, seqs, prompt, new):
-        """prefill(prompt) + `new` decode steps, each at the median cost of steps at context prompt + new / 2."""
-        start = max(prompt + new // 2 - DECODE_STEPS // 2, 1)  # so that the median step sees P + new / 2
+    def generate(self, seqs, prompt, new, lengths=()):
+        """prefill(prompt) + the decode forwards of `decode_work`, a forward over r rows costing a + b*r:
+        a and b from probes at `seqs` rows and at an eighth of them, at the mean context."""
+        steps, row_steps = decode_work(seqs, new, lengths, compact=self.lean)
+        if not steps:
+            return self.forward(seqs, prompt)
+        start = max(prompt + round(steps) // 2 - DECODE_STEPS // 2, 1)  # so that the median step sees the mean context
+        few = max(1, seqs // 8)
+        full, small = self.decode_step(seqs, start), self.decode_step(few, start)
+        per_row = (full - small) / (seqs - few) if seqs > few else 0.0
+        return self.forward(seqs, prompt) + steps * (full - per_row * seqs) + row_steps * per_row
 
-        def decode_step() -> float:
-            stamps = self._generate(seqs, start, DECODE_STEPS + 1)
-            return statistics.median(b - a for a, b in itertools.pairwise(stamps[2:])) / self.threads
+    @property
+    def lean(self) -> bool:
+        """Whether the samplers decode this model in r1zero's own loop (`rollout.decode`), not `generate`."""
+        from r1zero.rollout import decode
 
-        step = self._cached(f"decode|{seqs}x{start}+{DECODE_STEPS}", decode_step)
-        return self.forward(seqs, prompt) + new * step
+        return decode.supports(self.model)
+
+    def decode_step(self, seqs: int, start: int) -> float:
+        """Seconds of one decode forward over `seqs` rows at context `start` (+ DECODE_STEPS / 2)."""
+        if not self.lean:
+            def hf_step() -> float:
+                stamps = self._generate(seqs, start, DECODE_STEPS + 1)
+                return statistics.median(b - a for a, b in itertools.pairwise(stamps[2:])) / self.threads
+
+            return self._cached(f"decode|{seqs}x{start}+{DECODE_STEPS}", hf_step)
+
+        def lean_step() -> float:
+            many = self._seconds(lambda: self._lean(seqs, start, DECODE_STEPS + 1))
+            one = self._seconds(lambda: self._lean(seqs, start, 1))  # the prefill alone
+            return max(many - one, 0.0) / DECODE_STEPS
+
+        return self._cached(f"lean-decode|{seqs}x{start}+{DECODE_STEPS}", lean_step)
+
+    def _lean(self, seqs: int, width: int, new: int) -> None:
+        import torch
+
+        from r1zero.rollout import decode
+
+        ids = self._ids(seqs, width)
+        how = decode.Sampling(1.0, 0, 1.0, torch.tensor([-1]), 0)  # no stop id: every row runs to `new`
+        decode.sample(self._model, ids, torch.ones_like(ids), new, how, 0)

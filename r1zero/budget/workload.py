@@ -5,8 +5,12 @@ prompt lengths are measured by tokenizing a few real batches (the model folder's
 one a `build` stage in the recipe will train, which is deterministic). What cannot be known before
 running is an assumption, listed in `Workload.notes`:
 
-- every generate call runs to `max_new_tokens`: a batch stops only when its last sequence does,
-  and in the tiny recipes one of 32+ sequences nearly always runs to the limit;
+- a model writes completions as long as those of the corpus it was pretrained on (the tokens after
+  `=` of the corpus's question-answer documents, eos included), and so does a model trained from it
+  by rl or sft, or by sft on what such a model wrote (`completion_lengths`); the lengths give how
+  many decode steps a generate call runs and over how many rows (`timing.decode_work`), and the
+  widths of rl's length pieces. A model with no such lineage (a fresh build, a folder) runs every
+  generate call to `max_new_tokens`;
 - RL with dynamic sampling draws more rounds while groups have equal rewards; with a share z of
   such groups, whether a round runs follows a binomial and what it draws the expected shortfall
   (`expected_draws`); the update's pieces are costed at the full completion width;
@@ -19,7 +23,10 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 
-ZERO_VARIANCE_SHARE = 0.1  # groups whose G rewards are all equal (measured 6-12% in the tiny recipe)
+# Groups whose G rewards are all equal: measured 0.36-0.57 (mean over 60-200 steps) in five runs of the
+# demo's and tiny-tools' RL from their bases (sampled pass@1 ~0.5 at the start, 0.7-0.85 over the run);
+# 0.06-0.12 on an older, weaker base. `r1zero plan --zero-variance-share` sets another.
+ZERO_VARIANCE_SHARE = 0.4
 
 
 @dataclass
@@ -35,9 +42,11 @@ class Workload:
     train_tokens: float = 0.0  # real tokens trained on
     train_seq_len: float = 0.0  # their mean sequence length
     completions: int = 0  # generations scored by rewards / verifiers
+    completion_lengths: list[int] = field(default_factory=list)  # expected tokens per completion; [] = max
     lora_rank: int = 0
     gradient_checkpointing: bool = False
     reference: bool = False  # a frozen reference model is held
+    critic: bool = False  # a value model of the policy's size is trained alongside (PPO's `gae`)
     notes: list[str] = field(default_factory=list)
 
     def trainable_params(self, counts) -> int:
@@ -45,15 +54,21 @@ class Workload:
             return 0
         return counts.lora_params(self.lora_rank) if self.lora_rank else counts.params
 
+    def mean_new(self, new: int) -> float:
+        """Expected tokens a completion of at most `new` tokens has."""
+        lengths = self.completion_lengths
+        return sum(min(n, new) for n in lengths) / len(lengths) if lengths else new
+
     def generated_tokens(self) -> float:
-        return sum(c * s * (p + n) for c, s, p, n in self.generate)
+        return sum(c * s * (p + self.mean_new(n)) for c, s, p, n in self.generate)
 
     def model_flops(self) -> dict[str, float]:
         from r1zero.budget.flops import causal_context, model_counts
 
         counts = model_counts(self.config)
-        out = {"train": counts.train_flops(self.train_tokens, causal_context(self.train_seq_len), self.lora_rank),
-               "generation": sum(counts.forward_flops(c * s * (p + n), causal_context(p + n))
+        out = {"train": counts.train_flops(self.train_tokens, causal_context(self.train_seq_len), self.lora_rank)
+                        * (2 if self.critic else 1),  # the critic trains on the same tokens
+               "generation": sum(counts.forward_flops(c * s * (p + self.mean_new(n)), causal_context(p + self.mean_new(n)))
                                  for c, s, p, n in self.generate),
                "reference": sum(counts.forward_flops(c * s * w, causal_context(w)) for c, s, w in self.forward)}
         return {k: v for k, v in out.items() if v}
@@ -170,8 +185,43 @@ def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
     w.train_tokens, w.train_seq_len = cfg.steps * real, real / cfg.batch_size
 
 
+def corpus_completion_lengths(cfg, tokenizer, seed: int) -> list[int]:
+    """Tokens after `=` (eos included) of the question-answer documents (those with `<answer>`) of four
+    of a pretraining run's batches: what a model pretrained on them writes after a question."""
+    from r1zero.train.corpus import corpus_batch, lm_batch
+
+    picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
+    texts = [t for step in picks for t in corpus_batch(cfg, seed, step) if "<answer>" in t and "=" in t]
+    if not texts:
+        return []
+    return (lm_batch(tokenizer, texts, loss_on_prompt=False)["labels"] != -100).sum(-1).tolist()
+
+
+def piece_widths(lengths: list[int], rows: int, pieces: int, cap: int, draws: int = 8) -> list[float]:
+    """Expected completion width of each of `pieces` length pieces (shortest first) of `rows` rows whose
+    lengths are drawn from `lengths`, each piece cut to its longest row (at most `cap`; [] = all `cap`).
+
+    >>> piece_widths([], 8, 2, 32), piece_widths([4, 10], 4, 2, 8, draws=1) in ([4, 8], [8, 8], [4, 4])
+    ([32, 32], True)
+    """
+    if not lengths:
+        return [cap] * pieces
+    rng, sums = random.Random(f"pieces-{rows}-{pieces}"), [0.0] * pieces
+    for _ in range(draws):
+        drawn = sorted(min(rng.choice(lengths), cap) for _ in range(rows))
+        for i, chunk in enumerate(torch_chunks(drawn, pieces)):
+            sums[i] += max(chunk)
+    return [x / draws for x in sums]
+
+
+def torch_chunks(items: list, n: int) -> list[list]:
+    """`torch.chunk`'s split of `items` into at most n pieces of ceil(len / n)."""
+    size = math.ceil(len(items) / n)
+    return [items[i: i + size] for i in range(0, len(items), size)]
+
+
 def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> None:
-    from r1zero.algo import loss_config
+    from r1zero.algo import ADVANTAGES, loss_config
 
     B, G, T = cfg.prompts_per_step, cfg.group_size, cfg.max_new_tokens
     lengths = train_prompt_lengths(tokenizer, cfg.task, cfg.task_options, cfg.template, 4 * B, seed)
@@ -181,9 +231,12 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     rounds = sum(runs for runs, _ in draws)
     micro = cfg.minibatches * cfg.grad_accum
     rows = math.ceil(B * G / micro)
-    pieces = min(cfg.length_buckets, rows)
-    w.train = [(cfg.steps * cfg.num_iterations * micro * pieces, math.ceil(rows / pieces), P + T)]
-    w.train_tokens, w.train_seq_len = cfg.steps * cfg.num_iterations * B * G * (mean_p + T), mean_p + T
+    pieces = len(torch_chunks(list(range(rows)), min(cfg.length_buckets, rows)))
+    widths = piece_widths(w.completion_lengths, rows, pieces, T)
+    w.train = [(cfg.steps * cfg.num_iterations * micro, math.ceil(rows / pieces), round(P + width))
+               for width in widths]
+    new = w.mean_new(T)
+    w.train_tokens, w.train_seq_len = cfg.steps * cfg.num_iterations * B * G * (mean_p + new), mean_p + new
     w.completions = round(cfg.steps * sum(runs * n for runs, n in draws) * G)
     w.lora_rank = cfg.lora_rank if cfg.lora else 0
     w.gradient_checkpointing = cfg.gradient_checkpointing
@@ -191,6 +244,13 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     w.reference = beta > 0 and not cfg.lora
     if beta > 0:
         w.forward = list(w.train)
+    # A critic (an estimator with per-token advantages) costs a second model: a no-grad forward for the old
+    # values and a training micro-step per piece, at the policy's shapes (its trunk is the policy's copy).
+    w.critic = hasattr(ADVANTAGES.get(cfg.advantage), "token_advantages")
+    if w.critic:
+        w.forward += list(w.train)
+        w.train += list(w.train)
+        w.notes.append(f"advantage {cfg.advantage}: a critic of the policy's size, trained alongside it")
     if cfg.dynamic_sampling:
         w.notes.append(f"dynamic sampling: {rounds:.2f} generate rounds per step, assuming {zero_share:.0%} "
                        "of groups have equal rewards")
@@ -239,9 +299,10 @@ def sft_workload(w: Workload, cfg) -> None:
 
 
 def stage_workload(sid: str, kind: str, cfg, config, tokenizer, seed: int,
-                   zero_share: float = ZERO_VARIANCE_SHARE) -> Workload:
-    """The Workload of one stage (`cfg` its typed section) on a model with `config`."""
-    w = Workload(sid, kind, config)
+                   zero_share: float = ZERO_VARIANCE_SHARE, lengths: list[int] | None = None) -> Workload:
+    """The Workload of one stage (`cfg` its typed section) on a model with `config` that writes
+    completions of `lengths` tokens (None or []: unknown, every call runs to max_new_tokens)."""
+    w = Workload(sid, kind, config, completion_lengths=list(lengths or []))
     if config is None or kind in ("build", "report"):
         return w
     if kind == "pretrain":
@@ -264,6 +325,28 @@ class RecipeInputs:
 
     def __init__(self, recipe):
         self.recipe, self.inputs, self._tokenizers = recipe, stage_inputs(recipe), {}
+        self._lengths: dict[str, list[int]] | None = None
+
+    def completion_lengths(self, sid: str) -> list[int]:
+        """Expected completion lengths of the model stage `sid` reads ([] = unknown: run to the limit).
+
+        A pretrain stage's model writes like its corpus; rl and sft keep their input model's lengths,
+        except an sft on an earlier `sample` stage's data, which writes like the sampled model; a
+        build's model (untrained) and a folder have none."""
+        if self._lengths is None:
+            recipe, self._lengths, made, last = self.recipe, {}, {}, []
+            for stage in recipe.stages:
+                kind, cfg = recipe.kinds[stage], recipe.sections[stage]
+                ref = getattr(cfg, "model", None)
+                reads = [] if kind == "build" else last if not ref else made.get(ref, [])
+                self._lengths[stage] = reads
+                if kind == "pretrain":
+                    reads = corpus_completion_lengths(cfg, self.tokenizer(stage), recipe.seed)
+                elif kind == "sft" and recipe.kinds.get(getattr(cfg, "data", "")) == "sample":
+                    reads = self._lengths[cfg.data]
+                if kind in ("build", "pretrain", "rl", "sft"):
+                    made[stage] = last = reads
+        return self._lengths.get(sid, [])
 
     def config(self, sid: str):
         return (self.inputs.get(sid) or (None, None))[0]
@@ -280,4 +363,4 @@ class RecipeInputs:
         """Stage `sid`'s workload, with its section replaced by `cfg` if given."""
         cfg = cfg if cfg is not None else self.recipe.sections[sid]
         return stage_workload(sid, self.recipe.kinds[sid], cfg, self.config(sid), self.tokenizer(sid),
-                              self.recipe.seed, zero_share)
+                              self.recipe.seed, zero_share, self.completion_lengths(sid))

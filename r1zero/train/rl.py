@@ -310,6 +310,9 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
             meter.add_sequences(lengths, kind="train", train=True)
             if loss_cfg.beta > 0:
                 meter.add_sequences(lengths, kind="reference")
+            if getattr(advantage_fn, "token_advantages", None):  # PPO's critic: old values, then its training
+                meter.add_sequences(lengths[: len(batch)], kind="critic_values")
+                meter.add_sequences(lengths, kind="critic", train=True)
         rollouts.update_weights(step, learner.policy_state())
         now = time.perf_counter()
         n_tokens = sum(len(r.completion_ids) for r in scored.sampled)

@@ -56,3 +56,21 @@ def test_price_from_the_environment(monkeypatch):
     assert get_device("t4").price_per_hour == 0.9
     assert get_device("t4", price_per_hour=0.2).price_per_hour == 0.2
     assert get_device("a100-80gb", memory_gb=70).memory_gb == 70
+
+
+def test_against_a_run_folder_shows_predicted_and_measured_seconds(tmp_path):
+    import json as _json
+
+    from r1zero.budget.cli import against_table
+
+    class Plan:  # what the table reads of a StagePlan
+        def __init__(self, stage, seconds):
+            self.stage, self.total_seconds = stage, seconds
+
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "budget.json").write_text(_json.dumps({"cpu_seconds": 80.0, "seconds": 120.0}))
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "done.json").write_text(_json.dumps({"seconds": 0.5}))
+    table = against_table([Plan("pretrain", 100.0), Plan("report", 0.5), Plan("eval", 3.0)], tmp_path)
+    assert "| pretrain | 100.0 | 80.0 | +25% |" in table and "| report | 0.5 | 0.5 | +0% |" in table
+    assert "| eval | 3.0 | - | - |" in table

@@ -47,13 +47,15 @@ def test_budget_table_sums_the_stages_in_run_order(tmp_path):
     (tmp_path / "config.yaml").write_text("stages: [pretrain, rl, report]\n")
     for sid, flops, secs, tokens in (("rl", 2e12, 200, 5000), ("pretrain", 1e12, 100, 3000)):
         (tmp_path / sid).mkdir()
-        (tmp_path / sid / "budget.json").write_text(json.dumps(fake_budget(sid, flops, secs, tokens)))
+        peak = {"peak_rss_bytes": 500 * 2**20} if sid == "pretrain" else {}
+        (tmp_path / sid / "budget.json").write_text(json.dumps(fake_budget(sid, flops, secs, tokens) | peak))
     assert list(read_budgets(tmp_path)) == ["pretrain", "rl"]
     table = budget_table(tmp_path)
     lines = table.splitlines()
-    assert lines[0] == "| stage | tokens | FLOPs | seconds | CPU-hours | MFU | cost |"
-    assert lines[2].startswith("| pretrain | 3.00k | 1.00T | 100.0 | 0.0278 | 100.0% |")
-    assert lines[4] == "| **total** | 8.00k | 3.00T | 300.0 | 0.0833 | 100.0% | $0.0083 |"
+    assert lines[0] == "| stage | tokens | FLOPs | seconds | CPU-hours | MFU | peak memory | cost |"
+    assert lines[2].startswith("| pretrain | 3.00k | 1.00T | 100.0 | 0.0278 | 100.0% | 500 MB |")
+    assert lines[3].startswith("| rl | 5.00k | 2.00T | 200.0 | 0.0556 | 100.0% | - |")  # a budget.json without it
+    assert lines[4] == "| **total** | 8.00k | 3.00T | 300.0 | 0.0833 | 100.0% | 500 MB | $0.0083 |"
     assert "$0.10 per device-hour" in table
     assert budget_table(tmp_path / "nothing") == ""
 
@@ -78,3 +80,20 @@ def test_nested_phases_are_taken_out_of_other_once():
     s = meter.summary()
     assert s["phases"]["step"] >= s["phases"]["generation"] >= 0.02
     assert s["phases"]["other"] == pytest.approx(s["seconds"] - s["phases"]["step"], abs=2e-3)
+
+
+def test_peak_memory_is_the_stage_own():
+    """A stage's peak resident memory starts afresh with its meter: an earlier 200 MB peak is forgotten,
+    one during the stage counts."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    held = b"\x01" * (200 * 2**20)  # written, so resident
+    del held
+    meter = StageMeter(DENSE, device=CPU)
+    before = meter.summary()["peak_rss_bytes"]
+    held = b"\x02" * (200 * 2**20)
+    during = meter.summary()["peak_rss_bytes"]
+    del held
+    assert during - before >= 190 * 2**20

@@ -6,8 +6,8 @@ import pytest
 
 from r1zero.budget.devices import Device
 from r1zero.budget.memory import GB
-from r1zero.budget.plan import CPU_STAGE_FIXED_DEFAULT_S, SECONDS_PER_COMPLETION, plan_recipe
-from r1zero.budget.timing import CostModel
+from r1zero.budget.plan import CPU_STAGE_FIXED_S, SECONDS_PER_COMPLETION, plan_recipe
+from r1zero.budget.timing import CostModel, decode_work
 from r1zero.budget.workload import RecipeInputs, expected_draws
 from r1zero.recipe import resolve
 from tests.conftest import TINY_SHAPE
@@ -24,7 +24,7 @@ class FakeCosts(CostModel):
     def forward(self, seqs, width):
         return seqs * width * 1e-6 / 3
 
-    def generate(self, seqs, prompt, new):
+    def generate(self, seqs, prompt, new, lengths=()):
         return seqs * (prompt + new) * 1e-6
 
 
@@ -76,20 +76,47 @@ def test_pretrain_and_rl_workloads(inputs):
     assert pre.train_tokens <= 20 * sum(seqs * width for _, seqs, width in pre.train)
     rl = inputs.workload("rl", zero_share=0.0)
     (gens, n, P, new), = rl.generate
-    assert (gens, n, new) == (5, 16, 32) and rl.train == [(20, 4, P + 32)] and rl.completions == 80  # 4 pieces
+    assert (gens, n, new) == (5, 16, 32) and rl.completions == 80
+    # 4 length pieces of 4 rows a step, each as wide as its longest completion (at most 32), shortest first
+    assert [(count, seqs) for count, seqs, _ in rl.train] == [(5, 4)] * 4
+    widths = [width - P for *_, width in rl.train]
+    assert widths == sorted(widths) and widths[-1] <= 32
     assert not rl.forward and not rl.reference  # beta = 0 (dapo): no reference model
+
+
+def test_completion_lengths_follow_the_corpus_down_the_lineage(inputs):
+    """The pretrained model writes like its corpus (tokens after `=`, eos included); eval and rl read
+    that model, so they expect the same lengths; the build stage's untrained model has none."""
+    corpus = inputs.completion_lengths("eval")
+    assert corpus and inputs.completion_lengths("rl") == corpus and inputs.completion_lengths("pretrain") == []
+    assert 2 <= min(corpus) and max(corpus) <= 80  # a direct answer ... a worked 3-digit product
+    w = inputs.workload("eval")
+    assert w.completion_lengths == corpus and w.mean_new(32) <= 32
+    assert w.generated_tokens() < sum(c * s * (p + n) for c, s, p, n in w.generate)  # rows stop early
+
+
+def test_an_sft_on_sampled_data_writes_like_the_sampled_model():
+    raw = {"name": "t", "stages": ["build", "pretrain", "sample", "fresh", "student", "eval"],
+           "build": dict(TINY_SHAPE), "pretrain": {"steps": 4, "batch_size": 16},
+           "sample": {"prompts": 8, "samples": 2}, "fresh": {"kind": "build", **TINY_SHAPE},
+           "student": {"kind": "sft", "model": "fresh", "data": "sample", "steps": 2},
+           "eval": {"problems": 8, "samples": 2}}
+    lengths = RecipeInputs(resolve(raw))
+    assert lengths.completion_lengths("sample") and lengths.completion_lengths("fresh") == []
+    assert lengths.completion_lengths("eval") == lengths.completion_lengths("sample")
 
 
 def test_stage_seconds_are_counts_times_kernel_costs(plans, inputs):
     costs = FakeCosts()
     for sid in ("pretrain", "eval", "rl"):
         w, p = inputs.workload(sid, zero_share=0.0), plans[sid]
-        expected = (CPU_STAGE_FIXED_DEFAULT_S + sum(c * costs.train_step(s, t) for c, s, t in w.train)
+        expected = (CPU_STAGE_FIXED_S[w.kind] + sum(c * costs.train_step(s, t) for c, s, t in w.train)
                     + sum(c * costs.generate(s, q, n) for c, s, q, n in w.generate)
                     + w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0))
         assert p.total_seconds == pytest.approx(expected)
         assert p.cost == pytest.approx(expected / 3600 * 0.10)
-    assert plans["build"].seconds == {"fixed": 6.5} and plans["report"].seconds == {"fixed": 3.5}
+    assert plans["build"].seconds == {"fixed": CPU_STAGE_FIXED_S["build"]}
+    assert plans["report"].seconds == {"fixed": CPU_STAGE_FIXED_S["report"]}
     assert set(plans["eval"].flops) == {"generation"} and "train" not in plans["eval"].memory.phases
 
 
@@ -119,3 +146,22 @@ def test_a_stage_that_does_not_fit_gets_settings_that_do():
     dtype = "bfloat16" if "--dtype bfloat16" in settings else "float32"
     fixed = tiny_recipe(**{s.split("=")[0][3:]: json.loads(s.split("=")[1]) for s in overrides})
     assert next(p for p in plan_recipe(fixed, small, dtype, costs=FakeCosts()) if p.stage == "rl").fits
+
+
+def test_decode_work_counts_the_forwards_of_rows_still_in_the_batch():
+    # 8 rows, half stopping after 2 tokens, half after 6 (the prefill gives each row its first token)
+    assert decode_work(8, 10) == (9.0, 72.0)  # no lengths: every row to the limit
+    steps, rows = decode_work(8, 10, [2, 6], compact=False, draws=64)
+    assert steps == pytest.approx(5, abs=0.2) and rows == pytest.approx(40, abs=1)  # generate keeps them all
+    _, compacted = decode_work(8, 10, [2, 6], draws=64)
+    assert compacted == pytest.approx(8 + 4 * 4, abs=2)  # decode drops the finished half once it has stopped
+    assert decode_work(8, 10, [30]) == (9.0, 72.0)  # lengths beyond the limit are cut to it
+
+
+def test_a_critic_doubles_the_training_and_adds_its_value_forward_and_memory():
+    plan = {p.stage: p for p in plan_recipe(tiny_recipe(), CPU, costs=FakeCosts(), zero_share=0.0)}["rl"]
+    ppo = {p.stage: p for p in plan_recipe(tiny_recipe(advantage="gae"), CPU, costs=FakeCosts(), zero_share=0.0)}["rl"]
+    assert ppo.seconds["train"] == pytest.approx(2 * plan.seconds["train"])
+    assert ppo.seconds["reference"] == pytest.approx(plan.seconds["train"] / 3)  # FakeCosts: a forward is 1/3
+    assert ppo.flops["train"] == pytest.approx(2 * plan.flops["train"])
+    assert "critic" in ppo.memory.resident and ppo.memory.peak > plan.memory.peak
