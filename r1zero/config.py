@@ -341,6 +341,8 @@ class SampleConfig:
 class ReportConfig:
     evals: list = doc([], "eval stage ids to compare side by side; empty = every eval stage, in order")
     rl: str = doc("", "rl stage whose curves to plot; empty = the last rl stage")
+    claims: dict = doc({}, "the R1 paper's comparisons to answer, by name (r1_zero_vs_r1, distillation_vs_rl, "
+                           "ppo_vs_grpo, test_time) -> the stage ids each reads (r1zero/r1_claims.py)", "DeepSeek-R1")
 
 
 def check_type(key: str, value: Any, hint: Any) -> Any:

@@ -204,6 +204,10 @@ def run_report(cfg, ctx) -> None:
         before, after = next(iter(results)), list(results)[-1]
         if examples := correction_examples(run_dir, before, after):
             parts += ["## A re-check catches a slip\n", *examples, ""]
+    if cfg.claims:
+        from r1zero.r1_claims import claims_section
+
+        parts += claims_section(run_dir, cfg.claims, ctx.stage_dir)
     parts.append(LEGEND)
     for sid, r in results.items():
         if r.get("examples"):
@@ -219,6 +223,7 @@ def run_report(cfg, ctx) -> None:
     report.write_text("\n".join(parts) + "\n")
     (run_dir / "report.md").write_text("\n".join(parts).replace("](rl_curves.png", f"]({ctx.stage_id}/rl_curves.png")
                                        .replace("](tool_curves.png", f"]({ctx.stage_id}/tool_curves.png")
+                                       .replace("](test_time.png", f"]({ctx.stage_id}/test_time.png")
                                        + "\n")
     if results:
         table = Table(title=f"{run_dir.name}: before / after")
