@@ -12,6 +12,7 @@ Writes, in the stage folder:
   `sft` trains on), `answer`, `meta`, `reward` and per-reward `rewards`, `finish_reason`.
 - stats.json: prompts, generations, verified and kept counts and rates, overall and per task and
   difficulty, drops per reason, and timing.
+- budget.json: tokens, FLOPs, seconds and peak memory of the stage (r1zero.budget).
 
 Departures from R1: R1 also keeps non-verifiable data judged by DeepSeek-V3 and adds non-reasoning
 data; here every kept sample is verified by rules. An empty `rewards` means the task's first default
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from r1zero import rewards as R
 from r1zero import tasks
+from r1zero.budget import StageMeter
 from r1zero.errors import UserError
 from r1zero.registry import Registry
 from r1zero.rewards.base import REWARDS, option_names
@@ -298,15 +300,18 @@ def run_sample(cfg, ctx) -> None:
     reward_specs = dict(cfg.rewards) or {task.rewards[0]: 1.0}
     examples = draw_prompts(task, cfg.prompts, ctx.seed, ctx.stage_id, cfg.held_out)
     model, tokenizer = load_model(ctx.model, device=ctx.device), load_tokenizer(ctx.model)
+    meter = StageMeter(model.config, stage=ctx.stage_id)
     t0 = time.perf_counter()
-    with progress_bar("sample") as bar:
+    with progress_bar("sample") as bar, meter.phase("generation"):
         progress = bar.add_task("sample", total=len(examples), info="")
         groups = generate_candidates(HFSampler(model, tokenizer), tokenizer, examples, cfg, ctx.seed,
                                      lambda n: bar.update(progress, advance=n))
     t1 = time.perf_counter()
-    reward_means = score([c for g in groups for c in g], reward_specs)
-    select(groups, cfg)
+    with meter.phase("scoring"):
+        reward_means = score([c for g in groups for c in g], reward_specs)
+        select(groups, cfg)
     t2 = time.perf_counter()
+    meter.add_sequences([len(c.rollout.prompt_ids) + len(c.rollout.completion_ids) for g in groups for c in g])
     n_tokens = sum(len(c.rollout.completion_ids) for g in groups for c in g)
     seconds = {"generation": round(t1 - t0, 2), "scoring": round(t2 - t1, 2),
                "tokens_per_s": round(n_tokens / max(t1 - t0, 1e-9), 1)}
@@ -318,3 +323,4 @@ def run_sample(cfg, ctx) -> None:
                             f"rewards {reward_specs}, min {cfg.min_reward})")
     print(f"kept {stats['kept']} of {stats['generations']} generations; dropped {stats['dropped']}; "
           f"wrote {ctx.stage_dir / 'data.jsonl'}")
+    meter.write(ctx.stage_dir)

@@ -129,6 +129,8 @@ def test_sample_stage_writes_a_dataset_and_statistics(tmp_path, tiny_model):
     assert max(per_prompt.count(p) for p in per_prompt) <= 2
     held_out = {e.prompt for e in tasks.get("arithmetic").examples("test", n=200, seed=0)}
     assert not held_out & set(per_prompt)
+    budget = json.loads((tmp_path / "rs" / "budget.json").read_text())  # every generation, prompt included
+    assert 64 * 4 < budget["tokens"]["generation"] <= 64 * (8 + 10) and set(budget["phases"]) >= {"generation"}
 
 
 def test_prompts_are_distinct_and_skip_the_evaluation_problems():

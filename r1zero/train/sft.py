@@ -21,6 +21,7 @@ were off by 0.37). Measured on the tiny DeepSeek-V3, Qwen2 and Llama: logits of 
 those of each example alone to 3e-7 (tests/train/test_sft.py checks DeepSeek-V3 and Qwen2).
 
 Full fine-tuning, or LoRA adapters (peft, every linear layer) merged into the saved model folder.
+budget.json meters the training tokens and FLOPs (each packed example attends within itself).
 AdamW with linear warmup and cosine decay to 10% of `lr`; the loss is the token mean over a batch's
 assistant tokens; `held_out_share` of the examples is kept out and its loss logged.
 
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from r1zero.budget import StageMeter
 from r1zero.config import SFTConfig
 from r1zero.errors import UserError
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder, with_lora
@@ -312,15 +314,19 @@ def run_sft(cfg: SFTConfig, ctx: StageContext) -> Path:
     run = TrainingRun("sft", ctx.stage_dir, {"model": model, "optimizer": optimizer, "scheduler": scheduler},
                       steps, ctx.resume, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.report_to, asdict(cfg))
 
+    meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     pad, tokens, t0 = tokenizer.pad_token_id, 0, time.perf_counter()
     for step in run.steps():
         batch_rows = [rows[i] for i in step_rows(len(rows), batch_size, ctx.seed, step)]
         batch = collate(train, batch_rows, pad, cfg.packing)
-        nll, n_labels = assistant_nll(model, batch)
-        loss = nll / max(n_labels, 1)  # token mean over the batch's assistant tokens
-        loss.backward()
-        grad_norm = optimizer_step(model, optimizer, scheduler, cfg.grad_clip)
-        tokens += sum(len(train[i].ids) for row in batch_rows for i in row)
+        with meter.phase("train"):
+            nll, n_labels = assistant_nll(model, batch)
+            loss = nll / max(n_labels, 1)  # token mean over the batch's assistant tokens
+            loss.backward()
+            grad_norm = optimizer_step(model, optimizer, scheduler, cfg.grad_clip)
+        lengths = [len(train[i].ids) for row in batch_rows for i in row]  # packed examples attend within themselves
+        meter.add_sequences(lengths, kind="train", train=True)
+        tokens += sum(lengths)
         if step % cfg.log_every == 0 or step == steps:
             row = {"step": step, "epoch": step * batch_size / len(rows), "loss": loss.item(),
                    "held_out_loss": held_out_loss(model, held, held_rows, cfg, pad),
@@ -331,6 +337,7 @@ def run_sft(cfg: SFTConfig, ctx: StageContext) -> Path:
 
     final = model.merge_and_unload() if cfg.lora else model
     out = save_model_folder(final.eval(), tokenizer, ctx.stage_dir / "model")
+    meter.write(ctx.stage_dir)
     rows_logged = run.log.rows()
     plot_curves(rows_logged, ["loss", "held_out_loss"], ctx.stage_dir / "loss.png", "sft")
     if rows_logged:

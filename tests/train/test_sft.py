@@ -188,6 +188,8 @@ def test_sft_lowers_the_held_out_loss(tmp_path):
     print(f"held-out loss {first['held_out_loss']:.3f} -> {last['held_out_loss']:.3f}")
     assert last["held_out_loss"] < first["held_out_loss"] - 0.5
     assert_weights_changed(base, out)
+    budget = json.loads((tmp_path / "sft" / "budget.json").read_text())  # the bill: 20 steps of 8 packed rows
+    assert 20 * 8 * 40 <= budget["tokens"]["train"] <= 20 * 8 * 96 and budget["flops"]["train"] > 0
 
 
 def test_lora_adapters_train_and_are_merged_into_the_saved_folder(tmp_path):
