@@ -109,8 +109,8 @@ def has_correction(text: str) -> bool:
     >>> has_correction("<think>9+5+0=15~14!   >4</think>"), has_correction("<think>8+6+0=14~8+6+0=13>3</think>")
     (True, True)
     """
-    guessed = re.match(r"\s*(\d+)~.*>\s*(\d+)!?\s*$", thinking(text), re.DOTALL)
-    if guessed and guessed.group(1) != guessed.group(2):  # a quick answer, then worked out (answer_first)
-        return True
+    guessed = re.match(r"\s*(?:\d+[-+*]\d+=)?(\d+)~\d+[-+*]\d*:[^~]*>\s*(\d+)!?\s*$", thinking(text), re.DOTALL)
+    if guessed:  # a quick answer, then worked out (answer_first): did the work change it?
+        return guessed.group(1) != guessed.group(2)
     found = re.findall(r"=(\d+)~(?:[^;>~]*=)?(\d+)!?(?=\s*[;>~,]|\s*$)", thinking(text))
     return any(first != again for first, again in found)

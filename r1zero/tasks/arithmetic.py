@@ -222,11 +222,13 @@ def wrong_guess(answer: int, rng: random.Random) -> int:
 
 
 def exercise_line(p: Problem, rng: random.Random, slip_share: float) -> str:
-    """A bare worked computation, no question and no answer: the remainder-layout steps of `p`
-    (`123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182`), as a textbook shows its working."""
+    """A bare worked computation, no answer: `p`, `?`, then its remainder-layout steps
+    (`123+59?123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182`), as a textbook shows its working.
+    The steps restate the problem: a problem is random only at a document's start and copied
+    everywhere else, as a verification must copy it."""
     slip_at = rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
     steps, _ = worked_steps(p, slip_at, layout="remainder")
-    return ";".join(steps)
+    return f"{p.text}?{';'.join(steps)}"
 
 
 def answer_first_line(p: Problem, rng: random.Random, verify_share: float, guess_wrong: float,
@@ -242,11 +244,11 @@ def answer_first_line(p: Problem, rng: random.Random, verify_share: float, guess
     copied from it."""
     guess = wrong_guess(p.answer, rng) if rng.random() < guess_wrong else p.answer
     if rng.random() >= verify_share:
-        return f"{p.text}=<think>{guess}</think><answer>{guess}</answer>"
+        return f"{p.text}=<think>{p.text}={guess}</think><answer>{guess}</answer>"
     slip_at = rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
     steps, worked = worked_steps(p, slip_at, layout="remainder")
     mark = "!" if worked != guess else ""
-    return f"{p.text}=<think>{guess}~{';'.join(steps)}{mark}</think><answer>{worked}</answer>"
+    return f"{p.text}=<think>{p.text}={guess}~{';'.join(steps)}{mark}</think><answer>{worked}</answer>"
 
 
 def spaced(text: str, rng: random.Random, share: float) -> str:
