@@ -100,9 +100,11 @@ def distillation_vs_rl(run_dir: Path, spec: dict) -> tuple[list[str], dict]:
     rows = [[f"{name} ({sid})", f"{f['sampled_pass@1']:.3f}", fmt_count(f["flops"]) if f["flops"] else "-",
              f"{f['cpu_seconds']:.0f}" if f["cpu_seconds"] else "-"]
             for (name, f), sid in zip(figures.items(), (spec["base"], eval_distill, eval_rl))]
-    ratio = figures["rl"]["flops"] / max(figures["distilled"]["flops"], 1.0)
+    flops = figures["distilled"]["flops"] and figures["rl"]["flops"]
+    compute = (f"RL used {figures['rl']['flops'] / figures['distilled']['flops']:.2f}x the distillation's FLOPs"
+               if flops else "FLOPs not metered for both")
     verdicts = [verdict("distilling the RL teacher's verified traces beats RL on the smaller student at about equal "
-                        f"training compute (RL used {ratio:.2f}x the distillation's FLOPs)",
+                        f"training compute ({compute})",
                         figures["distilled"]["sampled_pass@1"], figures["rl"]["sampled_pass@1"],
                         paired_se(run_dir, eval_rl, eval_distill))]
     parts = ["### 2. Distillation vs RL on a smaller model\n",

@@ -73,6 +73,12 @@ def test_every_comparison_reads_its_stages_and_judges_its_claim(run):
         assert title in text
 
 
+def test_a_stage_without_a_budget_shows_no_ratio(run):
+    (run / "distill" / "budget.json").unlink()
+    text = "\n".join(claims_section(run, {"distillation_vs_rl": CLAIMS["distillation_vs_rl"]}, run))
+    assert "FLOPs not metered for both" in text and "| distilled (ev_d) | 0.375 | - | - |" in text
+
+
 def test_an_unknown_comparison_is_a_user_error(run):
     with pytest.raises(UserError, match="unknown comparison 'sft_vs_rl'"):
         claims_section(run, {"sft_vs_rl": {}}, run)

@@ -28,10 +28,12 @@ from r1zero.budget.workload import ZERO_VARIANCE_SHARE, RecipeInputs, Workload
 # eval 0.15-0.9 s; rl 0.6-7 s; report 0.3-1.0 s).
 CPU_STAGE_FIXED_S = {"build": 3.0, "pretrain": 10.0, "eval": 0.4, "rl": 2.5, "report": 0.7}
 CPU_STAGE_FIXED_DEFAULT_S = 2.0
+CPU_LATER_BUILD_S = 0.3  # a second build in one run: what the first imported is loaded (measured 0.2 s)
+CPU_REPORT_S_PER_FIGURE = 0.8  # the report: 0.9 s with one figure (the demo), 1.6 s with two (tiny-r1's claims)
 GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
 # CPU seconds per scored completion: answer extraction, the `math` reward (math-verify) and voting in
-# eval (measured 0.0011-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
-SECONDS_PER_COMPLETION = {"eval": 0.0013, "sample": 0.0005, "rl": 0.0005}
+# eval (measured 0.0010-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
+SECONDS_PER_COMPLETION = {"eval": 0.0011, "sample": 0.0005, "rl": 0.0005}
 
 
 @dataclass
@@ -66,9 +68,19 @@ class StagePlan:
                 "fits": self.fits, "suggestions": self.suggestions, "notes": self.notes}
 
 
-def stage_seconds(w: Workload, costs: CostModel | None, device: Device) -> dict[str, float]:
-    """Seconds per part of the stage: fixed + kernels x counts + per-completion work."""
-    fixed = CPU_STAGE_FIXED_S.get(w.kind, CPU_STAGE_FIXED_DEFAULT_S) if device.is_cpu else GPU_STAGE_FIXED_S
+def cpu_fixed_seconds(kind: str, cfg, earlier_kinds: list[str]) -> float:
+    """The fixed CPU seconds of a stage of `kind` (section `cfg`) after stages of `earlier_kinds`."""
+    if kind == "build" and "build" in earlier_kinds:
+        return CPU_LATER_BUILD_S
+    if kind == "report":
+        return CPU_REPORT_S_PER_FIGURE * (1 + bool((getattr(cfg, "claims", None) or {}).get("test_time")))
+    return CPU_STAGE_FIXED_S.get(kind, CPU_STAGE_FIXED_DEFAULT_S)
+
+
+def stage_seconds(w: Workload, costs: CostModel | None, device: Device, fixed: float | None = None) -> dict[str, float]:
+    """Seconds per part of the stage: fixed (default: the kind's) + kernels x counts + per-completion work."""
+    if fixed is None:
+        fixed = CPU_STAGE_FIXED_S.get(w.kind, CPU_STAGE_FIXED_DEFAULT_S) if device.is_cpu else GPU_STAGE_FIXED_S
     out = {"fixed": fixed}
     if costs is None:
         return out
@@ -162,7 +174,9 @@ def plan_recipe(recipe, device: Device, dtype: str = "float32", probe: bool = Tr
         memory = estimate_memory(w, device, dtype) if counts else MemoryEstimate({"baseline": device.baseline_gb * GB})
         plan = StagePlan(sid, w.kind, counts.params if counts else 0, counts.active_params if counts else 0,
                          w.train_tokens + w.generated_tokens(), w.model_flops() if counts else {}, memory,
-                         stage_seconds(w, models.get(key), device), device.price_per_hour,
+                         stage_seconds(w, models.get(key), device, cpu_fixed_seconds(
+                             w.kind, recipe.sections[sid], [p.kind for p in plans]) if device.is_cpu else None),
+                         device.price_per_hour,
                          fits=memory.peak <= device.memory_gb * GB, notes=list(w.notes),
                          kv_cache=kv_cache_line(w.config, dtype_bytes(dtype)) if counts else "")
         if not plan.fits:

@@ -6,7 +6,14 @@ import pytest
 
 from r1zero.budget.devices import Device
 from r1zero.budget.memory import GB
-from r1zero.budget.plan import CPU_STAGE_FIXED_S, SECONDS_PER_COMPLETION, plan_recipe
+from r1zero.budget.plan import (
+    CPU_LATER_BUILD_S,
+    CPU_REPORT_S_PER_FIGURE,
+    CPU_STAGE_FIXED_S,
+    SECONDS_PER_COMPLETION,
+    cpu_fixed_seconds,
+    plan_recipe,
+)
 from r1zero.budget.timing import CostModel, decode_work
 from r1zero.budget.workload import RecipeInputs, expected_draws
 from r1zero.recipe import resolve
@@ -116,7 +123,7 @@ def test_stage_seconds_are_counts_times_kernel_costs(plans, inputs):
         assert p.total_seconds == pytest.approx(expected)
         assert p.cost == pytest.approx(expected / 3600 * 0.10)
     assert plans["build"].seconds == {"fixed": CPU_STAGE_FIXED_S["build"]}
-    assert plans["report"].seconds == {"fixed": CPU_STAGE_FIXED_S["report"]}
+    assert plans["report"].seconds == {"fixed": CPU_REPORT_S_PER_FIGURE}  # one figure: the rl curves
     assert set(plans["eval"].flops) == {"generation"} and "train" not in plans["eval"].memory.phases
 
 
@@ -165,3 +172,13 @@ def test_a_critic_doubles_the_training_and_adds_its_value_forward_and_memory():
     assert ppo.seconds["reference"] == pytest.approx(plan.seconds["train"] / 3)  # FakeCosts: a forward is 1/3
     assert ppo.flops["train"] == pytest.approx(2 * plan.flops["train"])
     assert "critic" in ppo.memory.resident and ppo.memory.peak > plan.memory.peak
+
+
+def test_fixed_costs_of_a_second_build_and_of_the_report_figures():
+    assert cpu_fixed_seconds("build", None, []) == CPU_STAGE_FIXED_S["build"]
+    assert cpu_fixed_seconds("build", None, ["build", "pretrain"]) == CPU_LATER_BUILD_S  # imports already done
+
+    from r1zero.config import ReportConfig
+
+    report = ReportConfig(claims={"test_time": {"votes": "e"}})
+    assert cpu_fixed_seconds("report", report, []) == 2 * CPU_REPORT_S_PER_FIGURE
