@@ -137,8 +137,14 @@ class StageMeter:
 
 def reset_peak_rss() -> None:
     """Start the process's peak resident memory afresh (Linux: `5` to /proc/self/clear_refs), so that a
-    stage's peak is its own, not an earlier stage's of the same `r1zero run`."""
+    stage's peak is its own, not an earlier stage's of the same `r1zero run`. Memory an earlier stage freed
+    is first handed back to the system (glibc's malloc_trim), or the peak would start from it."""
+    import ctypes
+    import gc
+
+    gc.collect()
     try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
