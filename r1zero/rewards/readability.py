@@ -11,7 +11,8 @@ completions" is a number a test can pin down. A completion is readable when all 
    `[R:]L=V[~W[!]] >P`, where L is one column's left-hand side (`x+y+c`, `[1]x-y-c` or `x*b=p+c`,
    one digit each except the product p), V its value, `~W` an in-place re-check (`!` when it
    disagreed), P the partial result so far, and `R:` the optional remainder of the problem
-   (`12+5:`). T may open with a quick guess `G~` and close with `!` (the answer-first layout).
+   (`12+5:`). T may open with a quick guess `G~` or `a+b=G~` and close with `!` (the answer-first
+   layout).
    Spaces are allowed before `>` and after `;`. Anything else (stray words, half steps, other
    characters, other scripts) is garbage and makes the completion unreadable.
 3. Consistent notation: every step uses the same operator and the same layout (all steps with a
@@ -47,7 +48,7 @@ _STEP = re.compile(
     r"(?:(?P<rem>\d*[-+*]\d*):)?"  # the remainder layout's `12+5:`
     r"(?P<lhs>1?\d(?P<op>[-+*])\d(?:[-+]\d|=\d+\+\d))"
     r"=(?P<value>\d+)(?:~(?P<check>\d+)!?)? *>(?P<partial>\d+)")
-_GUESS = re.compile(r"(\d+)~")
+_GUESS = re.compile(r"(?:\d+[-+*]\d+=)?\d+~")  # the answer-first guess, the problem restated or not
 
 
 def readability_reasons(text: str) -> list[str]:

@@ -21,12 +21,14 @@ READABLE = [  # 123+59, 402-38, 76*5 in every layout the corpus writes
     "<think>5-9-0=6>6;10-9-1=0>06;1-0-1=0>006</think><answer>6</answer>",
     # the answer-first layout: a guess, verified by the work, corrected with `!`
     "<think>181~123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182!</think><answer>182</answer>",
+    "<think>123+59=181~123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182!</think><answer>182</answer>",
     "\n<think>3+9+0=12>2;2+5+1=8>82;1+0+0=1>182</think>\n<answer> 182 </answer>\n",
 ]
 
 UNREADABLE = [  # completion, the reason given
     ("<think></think><answer>182</answer>", "no reasoning"),
     ("<think>182</think><answer>182</answer>", "step 1 is not a column step"),  # a bare guess
+    ("<think>123+59=182</think><answer>182</answer>", "step 1 is not a column step"),  # restating the problem
     ("3+9+0=12>2;2+5+1=8>82;1+0+0=1>182<answer>182</answer>", "not <think>...</think><answer>...</answer>"),
     ("<think>3+9+0=12>2;2+5+1=8>82;1+0+0=1>182</think><answer>182</answer>\n182",
      "not <think>...</think><answer>...</answer>"),
