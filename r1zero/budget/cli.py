@@ -14,7 +14,7 @@ from r1zero.budget.meter import fmt_count, markdown_table
 from r1zero.budget.workload import ZERO_VARIANCE_SHARE
 
 MEMORY_ROWS = ["baseline", "weights", "gradients", "optimizer", "activations", "activations_checkpointed",
-               "activations_no_checkpointing", "reference", "kv_cache", "generation_logits"]
+               "activations_no_checkpointing", "reference", "critic", "kv_cache", "generation_logits"]
 
 
 def add_commands(sub) -> None:
