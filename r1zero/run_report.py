@@ -45,6 +45,13 @@ one column per `;`:
 - `~` starts a re-check: the column's value is worked out again in place. `9+5+0=15~14!>4` found that
   `15` was wrong (`!`) and went on from `14`; `9+5+0=14~14>4` confirmed the step.
 - `<think></think>` (empty) answers directly, without working.
+
+A model pretrained with `answer_first` (the demo) writes a quick answer first, restating the problem:
+`<think>123+59=181</think><answer>181</answer>` is a guess, not worked out. After `~` it verifies the
+guess by working it out, each step after what is left of the problem (`12+5:` is `123+59` with its last
+column done), and marks a disagreement with `!` before answering what the work gave:
+
+    123+59=<think>123+59=181~123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182!</think><answer>182</answer>
 """
 
 

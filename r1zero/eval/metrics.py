@@ -111,6 +111,6 @@ def has_correction(text: str) -> bool:
     """
     guessed = re.match(r"\s*(?:\d+[-+*]\d+=)?(\d+)~\d+[-+*]\d*:[^~]*>\s*(\d+)!?\s*$", thinking(text), re.DOTALL)
     if guessed:  # a quick answer, then worked out (answer_first): did the work change it?
-        return guessed.group(1) != guessed.group(2)
+        return int(guessed.group(1)) != int(guessed.group(2))  # `>079`: a difference's leading zero
     found = re.findall(r"=(\d+)~(?:[^;>~]*=)?(\d+)!?(?=\s*[;>~,]|\s*$)", thinking(text))
     return any(first != again for first, again in found)

@@ -14,10 +14,13 @@ from r1zero.eval.metrics import has_correction, has_recheck
 from r1zero.tasks.arithmetic import (
     ArithmeticGenerator,
     Problem,
+    answer_first_line,
     check_drill,
     corpus_line,
+    exercise_line,
     is_test,
     solution_text,
+    worked_steps,
 )
 from r1zero.train.corpus import corpus_batch
 
@@ -129,3 +132,39 @@ def test_the_remainder_layout_puts_each_columns_operands_before_its_colon_and_ch
 def test_an_unknown_layout_is_one_clear_error():
     with pytest.raises(UserError, match="pretrain.layout must be one of columns, remainder; got 'rows'"):
         corpus_batch(PretrainConfig(layout="rows"), 0, 1)
+
+
+def test_answer_first_guesses_restate_the_problem_and_a_verification_corrects_a_wrong_one():
+    """`<think>P=G</think>`: a guess; `<think>P=G~<work>[!]</think>`: a guess verified by the remainder-layout
+    work, `!` exactly when the work disagrees, and the answer is what the work gave."""
+    rng, gen = random.Random(0), ArithmeticGenerator(2, 4)
+    kinds = {"guess": 0, "verified": 0, "corrected": 0}
+    for _ in range(2000):
+        p = gen.problem(rng)
+        doc = answer_first_line(p, rng, verify_share=0.3, guess_wrong=0.4, slip_share=0.0)
+        prompt, think = doc.split("=<think>", 1)[0], re.search(r"<think>(.*)</think>", doc).group(1)
+        assert prompt == p.text and think.startswith(f"{p.text}=")
+        guess = int(think[len(p.text) + 1:].split("~")[0])
+        if "~" not in think:
+            kinds["guess"] += 1
+            assert answer_of(doc) == guess and not has_recheck(doc) and not has_correction(doc)
+            continue
+        steps, worked = worked_steps(p, layout="remainder")
+        assert think.split("~", 1)[1].rstrip("!") == ";".join(steps)
+        assert answer_of(doc) == worked == p.answer  # no slips asked for: the work is right
+        assert think.endswith("!") == (guess != worked) == has_correction(doc) and has_recheck(doc)
+        kinds["corrected" if guess != worked else "verified"] += 1
+    assert 0.25 < (kinds["verified"] + kinds["corrected"]) / 2000 < 0.35
+    assert 0.35 < kinds["corrected"] / (kinds["verified"] + kinds["corrected"]) < 0.45  # independent of the guess
+
+
+def test_an_answer_first_corpus_rarely_verifies_and_exercises_carry_no_answer():
+    cfg = PretrainConfig(batch_size=64, answer_first=True, verify_share=0.1, exercise_share=0.3, slip_share=0.1)
+    docs = [d for step in range(30) for d in corpus_batch(cfg, 0, step)]
+    exercises = [d for d in docs if "?" in d]
+    assert 0.25 < len(exercises) / len(docs) < 0.35
+    assert all("<answer>" not in d and d.split("?")[1].startswith(d.split("?")[0] + ":") for d in exercises)
+    verified = [d for d in docs if "~" in d]
+    assert 0.04 < len(verified) / len(docs) < 0.10  # a few percent of documents re-examine their answer
+    rng = random.Random(1)
+    assert exercise_line(Problem(123, "+", 59), rng, 0.0) == "123+59?123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182"
