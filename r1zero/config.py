@@ -135,8 +135,9 @@ class PretrainConfig:
     layout: str = doc("columns", "how a worked solution is written: `columns` (`2+5+1=8>82`) or `remainder`, each "
                                  "step after what is left of the problem (`12+5:2+5+1=8>82`), so a column reads its "
                                  "operands next to where it writes (a better base, less derailed by a re-check)")
-    answer_first: bool = doc(False, "questions are answered by a quick guess in the thinking; `verify_share` of "
-                                    "them verify it by working (`~`), correcting a wrong guess (`!`)")
+    answer_first: bool = doc(False, "questions are answered by a quick guess that restates the problem "
+                                    "(`<think>123+59=181</think>`); `verify_share` of them verify it by working it "
+                                    "out (`~`), correcting a wrong guess (`!`): the demo's base")
     verify_share: float = doc(0.0, "answer_first: share of guesses verified by working", bounds='[0, 1]')
     guess_wrong: float = doc(0.3, "answer_first: chance that a guess has one digit off", bounds='[0, 1]')
     exercise_share: float = doc(0.0, "share of documents that are bare worked computations (remainder layout, "

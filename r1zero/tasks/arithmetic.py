@@ -20,6 +20,10 @@ A re-check works a column's value out again in place, `9+5+0=15~14!>4` (`!`: it 
 work goes on from 14); `corpus_line` can make a few solutions re-check, `check_drill` makes
 verification exercises, `spaced` varies the layout (docs/self-verification.md has the trials).
 
+With `answer_first` (the demo) a question is answered by a quick guess, and a few guesses are verified
+by working the problem out in the remainder layout (`answer_first_line`): the check is more reliable
+than what it checks, so RL grows it; the working itself is learnt from bare exercises (`exercise_line`).
+
 Difficulty is the number of digits of the larger operand. The evaluation split is a fixed 2% of all
 problems (`is_test`), whatever the seed; training draws only from the rest.
 """
@@ -233,15 +237,16 @@ def exercise_line(p: Problem, rng: random.Random, slip_share: float) -> str:
 
 def answer_first_line(p: Problem, rng: random.Random, verify_share: float, guess_wrong: float,
                       slip_share: float) -> str:
-    """A question answered first by a quick guess in the thinking, `123+59=<think>182</think>...`;
+    """A question answered first by a quick guess that restates it, `123+59=<think>123+59=182</think>...`;
     a share `verify_share` of them then verify the guess by working it out (`~` and the remainder-layout
     steps), mark a disagreement with `!`, and answer what the work gives:
 
-        123+59=<think>181~123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182!</think><answer>182</answer>
+        123+59=<think>123+59=181~123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182!</think><answer>182</answer>
 
     Whether a guess is verified is drawn independently of whether it is right, so a `~` says nothing
     about the guess; the guess is wrong with probability `guess_wrong`, so what the work gives cannot be
-    copied from it."""
+    copied from it. The restatement gives the verification a copy of the problem close by: without it,
+    0-5% of a trial base's verifications copied the problem right (docs/self-verification.md, W1-W3)."""
     guess = wrong_guess(p.answer, rng) if rng.random() < guess_wrong else p.answer
     if rng.random() >= verify_share:
         return f"{p.text}=<think>{p.text}={guess}</think><answer>{guess}</answer>"
