@@ -189,6 +189,11 @@ class ArithmeticGenerator:
                        meta={"task": "arithmetic", "difficulty": digits, "id": p.text})
 
 
+def draw_slip(p: Problem, rng: random.Random, slip_share: float) -> int | None:
+    """The column a worked solution of `p` slips at, with probability `slip_share`; None otherwise."""
+    return rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
+
+
 def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share: float,
                 recheck_share: float = 0.0, recheck_density: float = 0.75, spacing: float = 0.0,
                 layout: str = "columns") -> str:
@@ -203,7 +208,7 @@ def corpus_line(p: Problem, rng: random.Random, direct_share: float, slip_share:
     if rng.random() < direct_share:
         return f"{p.text}={solution_text(p, 'direct')}"
     n_cols = len(str(p.a))
-    slip_at = rng.randrange(n_cols) if rng.random() < slip_share else None
+    slip_at = draw_slip(p, rng, slip_share)
     checks = frozenset()
     if recheck_share and rng.random() < recheck_share:
         checks = frozenset(i for i in range(n_cols) if i == 0 or rng.random() < recheck_density)
@@ -230,7 +235,7 @@ def exercise_line(p: Problem, rng: random.Random, slip_share: float) -> str:
     (`123+59?123+59:3+9+0=12>2;12+5:2+5+1=8>82;1+:1+0+0=1>182`), as a textbook shows its working.
     The steps restate the problem: a problem is random only at a document's start and copied
     everywhere else, as a verification must copy it."""
-    slip_at = rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
+    slip_at = draw_slip(p, rng, slip_share)
     steps, _ = worked_steps(p, slip_at, layout="remainder")
     return f"{p.text}?{';'.join(steps)}"
 
@@ -250,7 +255,7 @@ def answer_first_line(p: Problem, rng: random.Random, verify_share: float, guess
     guess = wrong_guess(p.answer, rng) if rng.random() < guess_wrong else p.answer
     if rng.random() >= verify_share:
         return f"{p.text}=<think>{p.text}={guess}</think><answer>{guess}</answer>"
-    slip_at = rng.randrange(len(str(p.a))) if rng.random() < slip_share else None
+    slip_at = draw_slip(p, rng, slip_share)
     steps, worked = worked_steps(p, slip_at, layout="remainder")
     mark = "!" if worked != guess else ""
     return f"{p.text}=<think>{p.text}={guess}~{';'.join(steps)}{mark}</think><answer>{worked}</answer>"

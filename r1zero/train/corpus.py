@@ -12,8 +12,14 @@ import random
 import torch
 
 from r1zero.errors import UserError
-from r1zero.tasks.arithmetic import (LAYOUTS, ArithmeticGenerator, answer_first_line, check_drill, corpus_line,
-                                     exercise_line)
+from r1zero.tasks.arithmetic import (
+    LAYOUTS,
+    ArithmeticGenerator,
+    answer_first_line,
+    check_drill,
+    corpus_line,
+    exercise_line,
+)
 from r1zero.tasks.tool_corpus import ToolDocs, turn_token_ids
 
 
