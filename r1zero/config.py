@@ -107,6 +107,9 @@ class PretrainConfig:
                               "32x1800 > 64x900 > 128x450)", bounds='[1, inf)')
     length_buckets: int = doc(3, "micro-batches per step, documents sorted by length so each pads less (same gradient)",
         bounds='[1, inf)')
+    processes: int = doc(1, "processes on this machine that share each step's micro-batches, one core each: "
+                            "helpers hand their gradients to the trainer, which adds them in a fixed order "
+                            "(deterministic for a given count; CPU only)", bounds='[1, inf)')
     lr: float = doc(3e-3, "peak AdamW learning rate", bounds='(0, inf)')
     min_lr_ratio: float = doc(0.1, "cosine decay floor as a share of lr", bounds='[0, 1]')
     warmup_steps: int = warmup_steps_field(40)
@@ -200,6 +203,8 @@ class EvalConfig:
                           "and eval.json gains tool_call_share, accuracy_with_tool, ... (r1zero.eval.tools)",
                       "tool-integrated reasoning")
     max_turns: int = doc(2, "with tools: model turns per completion at most", bounds='[1, inf)')
+    processes: int = doc(1, "worker processes generating the chunks of items, one core each (the same figures, "
+                            "bit for bit, as one process: each chunk has its own seed)", bounds='[1, inf)')
 
 
 @dataclass

@@ -9,13 +9,17 @@ passk.png. See `evaluate.py` for what is measured and `inference.py` for budget 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+
+import torch
 
 from r1zero.budget import StageMeter
 from r1zero.errors import UserError
 from r1zero.eval.evaluate import EvalOptions, ModelEval, evaluate_model, load_task_examples
 from r1zero.eval.report import print_table, write_report
+from r1zero.eval.workers import ChunkPool
 
 __all__ = ["evaluate_model", "evaluate_models", "print_table", "run_eval"]
 
@@ -41,13 +45,15 @@ def evaluate_models(model_dirs: list[Path], opts: EvalOptions, seed: int) -> lis
     if opts.hard_problems:  # before the main evaluation, so a task without digits fails at once
         hard = opts.hard()
         hard_task, hard_examples = load_task_examples(hard, seed)
-    evals = [evaluate_model(m, opts, seed, examples, task) for m in model_dirs]
-    if opts.hard_problems:
-        for model_dir, ev in zip(model_dirs, evals):
-            extra = evaluate_model(model_dir, hard, seed, hard_examples, hard_task)
-            ev.summary.update({f"hard/{k}": v for k, v in extra.summary.items()
-                               if v is None or isinstance(v, (int, float))})
-            ev.items += [{**item, "split": "hard"} for item in extra.items]
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ChunkPool(opts.processes, torch.get_num_threads())) if opts.processes > 1 else None
+        evals = [evaluate_model(m, opts, seed, examples, task, pool) for m in model_dirs]
+        if opts.hard_problems:
+            for model_dir, ev in zip(model_dirs, evals):
+                extra = evaluate_model(model_dir, hard, seed, hard_examples, hard_task, pool)
+                ev.summary.update({f"hard/{k}": v for k, v in extra.summary.items()
+                                   if v is None or isinstance(v, (int, float))})
+                ev.items += [{**item, "split": "hard"} for item in extra.items]
     return evals
 
 

@@ -18,7 +18,7 @@ from r1zero.budget import StageMeter
 from r1zero.config import PretrainConfig
 from r1zero.models.io import load_model, load_tokenizer, save_model_folder
 from r1zero.stages import StageContext
-from r1zero.train.corpus import corpus_batch, length_buckets, lm_batch
+from r1zero.train.data_parallel import GradientHelpers, backward_pieces, split_pieces, step_pieces
 from r1zero.train.logs import plot_curves
 from r1zero.train.moe_balance import ExpertLoadBalancer
 from r1zero.train.scaffold import TrainingRun, adamw, optimizer_step
@@ -35,21 +35,22 @@ def run_pretrain(cfg: PretrainConfig, ctx: StageContext) -> Path:
                       cfg.steps, ctx.resume, cfg.checkpoint_every, cfg.keep_checkpoints, cfg.report_to, asdict(cfg))
     torch.manual_seed(ctx.seed)
 
+    helpers = (GradientHelpers(cfg.processes, model, balancer, cfg, ctx.seed, ctx.model, torch.get_num_threads())
+               if cfg.processes > 1 else None)
     tokens, t0 = 0, time.perf_counter()
     for step in run.steps():
-        batch = lm_batch(tokenizer, corpus_batch(cfg, ctx.seed, step), cfg.loss_on_prompt)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
+        if helpers:
+            helpers.start(step)  # they take the longer micro-batches of the step
+        pieces, n_labels = step_pieces(tokenizer, cfg, ctx.seed, step)
         with meter.phase("train"):
-            n_labels = (batch["labels"][:, 1:] != -100).sum()  # the loss averages over these
-            loss = 0.0
-            for micro in length_buckets(batch, cfg.length_buckets):
-                micro_loss = model(**micro, num_items_in_batch=n_labels).loss
-                micro_loss.backward()
-                loss += micro_loss.detach()
+            loss = backward_pieces(model, split_pieces(pieces, cfg.processes)[0], n_labels)
+            if helpers:
+                loss = helpers.add_to(loss)
             grad_norm = optimizer_step(model, optimizer, scheduler, cfg.grad_clip)
-        meter.add_sequences(batch["attention_mask"].sum(-1).tolist(), kind="train", train=True)
+        lengths = torch.cat([p["attention_mask"].sum(-1) for p in pieces])  # (B,)
+        meter.add_sequences(lengths.tolist(), kind="train", train=True)
         imbalance = balancer.step()
-        tokens += int(batch["attention_mask"].sum())
+        tokens += int(lengths.sum())
         if step % cfg.log_every == 0 or step == cfg.steps:
             tok_s = tokens / (time.perf_counter() - t0)
             row = {"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
@@ -57,6 +58,8 @@ def run_pretrain(cfg: PretrainConfig, ctx: StageContext) -> Path:
             if balancer.active:
                 row["expert_imbalance"] = imbalance
             run.write(row, info=f"loss {row['loss']:.3f} | {tok_s:,.0f} tok/s")
+    if helpers:
+        helpers.close()
     balancer.remove()
     meter.write(ctx.stage_dir)
     out = save_model_folder(model.eval(), tokenizer, ctx.stage_dir / "model")
