@@ -59,15 +59,18 @@ def run_plan(args) -> int:
     return 0 if all(p.fits for p in plans) else 1
 
 
-def measured_seconds(stage_dir) -> float | None:
-    """What a finished stage took: its process CPU seconds (budget.json; the wall time of an idle machine
-    at one thread, as the plan predicts), else its wall seconds (done.json), else None."""
+def measured_seconds(stage_dir, processes: int = 1) -> tuple[float, str] | None:
+    """(what a finished stage took, "CPU" or "wall"): its process CPU seconds (budget.json; the wall time of
+    an idle machine at one thread, as the plan predicts), else its wall seconds (done.json), else None. A
+    stage that computed on several processes is measured by its wall seconds (budget.json's `seconds`):
+    its own process's CPU time leaves out the others'."""
     from pathlib import Path
 
-    for name, key in (("budget.json", "cpu_seconds"), ("done.json", "seconds")):
+    sources = [("budget.json", "seconds", "wall")] if processes > 1 else [("budget.json", "cpu_seconds", "CPU")]
+    for name, key, how in [*sources, ("done.json", "seconds", "wall")]:
         path = Path(stage_dir) / name
         if path.is_file() and key in (record := json.loads(path.read_text())):
-            return float(record[key])
+            return float(record[key]), how
     return None
 
 
@@ -77,11 +80,12 @@ def against_table(plans, run_dir) -> str:
 
     rows = []
     for p in plans:
-        got = measured_seconds(Path(run_dir) / p.stage)
+        got, how = measured_seconds(Path(run_dir) / p.stage, getattr(p, "processes", 1)) or (None, "-")
         error = f"{p.total_seconds / got - 1:+.0%}" if got else "-"
-        rows.append([p.stage, f"{p.total_seconds:.1f}", "-" if got is None else f"{got:.1f}", error])
-    return (f"predicted against {run_dir} (CPU seconds where the stage metered them, else wall):\n\n"
-            + markdown_table(["stage", "predicted s", "measured s", "error"], rows))
+        rows.append([p.stage, f"{p.total_seconds:.1f}", "-" if got is None else f"{got:.1f}", error, how])
+    return (f"predicted against {run_dir} (measured: a stage's CPU seconds where it metered them on one process, "
+            "else its wall seconds):\n\n"
+            + markdown_table(["stage", "predicted s", "measured s", "error", "measured"], rows))
 
 
 def fmt_bytes(n: float) -> str:

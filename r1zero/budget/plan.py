@@ -3,8 +3,10 @@ the settings that would make it fit.
 
 Memory is `memory.py`'s estimate; time is the stage's kernels (`workload.py`) times their cost
 (`timing.py`: measured on this CPU, a roofline elsewhere), plus a fixed cost per stage (loading and
-saving the model, checkpoints, plots) and a cost per scored completion (rewards, answer
-verification, voting), both measured on the tiny recipes' runs. When a
+saving the model, checkpoints, plots), a cost per scored completion (rewards, answer verification,
+voting) and per pretraining document, all measured on the tiny recipes' runs. Work on several
+processes (pretraining helpers, evaluation workers, rl's sampler one step ahead) costs their start
+and the slower side of what runs at once, each side slowed by the other (`timing.CONTENTION`). When a
 stage does not fit, settings are tried in order of what they cost the result (gradient
 checkpointing, more gradient-accumulation micro-steps, bf16, LoRA, smaller batches) and kept
 cumulatively until it fits.
@@ -18,15 +20,16 @@ from dataclasses import dataclass, field
 from r1zero.budget.devices import Device
 from r1zero.budget.flops import kv_cache_line, model_counts
 from r1zero.budget.memory import GB, MemoryEstimate, dtype_bytes, estimate_memory
-from r1zero.budget.timing import CostModel, ProbedCPU, Roofline
+from r1zero.budget.timing import CostModel, ProbedCPU, Roofline, concurrent_seconds, pool_seconds
 from r1zero.budget.workload import ZERO_VARIANCE_SHARE, RecipeInputs, Workload
 
 # CPU seconds a stage costs outside its metered work (loading and saving models, checkpoints, plots),
 # inside `r1zero run` (the imports come before the first stage): a stage's done.json seconds minus its
 # budget.json phases, medians over 9-14 demo and tiny-tools runs on the 2-core machine (build: its whole
-# time, tokenizer training included, 2.4-8.0 s wall, the least loaded 2.4-2.9 s; pretrain 1.2-15 s;
-# eval 0.15-0.9 s; rl 0.6-7 s; report 0.3-1.0 s).
-CPU_STAGE_FIXED_S = {"build": 3.0, "pretrain": 10.0, "eval": 0.4, "rl": 2.5, "report": 0.7}
+# time, tokenizer training included, 2.4-8.0 s wall, the least loaded 2.4-2.9 s; eval 0.15-0.9 s;
+# rl 0.6-7 s; report 0.3-1.0 s). pretrain: what is left of its "other" phase once its documents are
+# paid for (SECONDS_PER_DOCUMENT), with the 0.6 s after the meter.
+CPU_STAGE_FIXED_S = {"build": 3.0, "pretrain": 3.2, "eval": 0.4, "rl": 2.5, "report": 0.7}
 CPU_STAGE_FIXED_DEFAULT_S = 2.0
 CPU_LATER_BUILD_S = 0.3  # a second build in one run: what the first imported is loaded (measured 0.2 s)
 CPU_REPORT_S_PER_FIGURE = 0.8  # the report: 0.9 s with one figure (the demo), 1.6 s with two (tiny-r1's claims)
@@ -34,6 +37,13 @@ GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
 # CPU seconds per scored completion: answer extraction, the `math` reward (math-verify) and voting in
 # eval (measured 0.0010-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
 SECONDS_PER_COMPLETION = {"eval": 0.0011, "sample": 0.0005, "rl": 0.0005}
+# CPU seconds per pretraining document: written by the corpus, tokenized, sorted into length buckets
+# (`data_parallel.step_pieces`), outside the metered train phase: the "other" phase of idle runs of the
+# demo's old pretraining, 13.25 s at 1200 x 64 documents and 7.93 s at 1200 x 32, is 2.6 s + 0.14 ms each.
+SECONDS_PER_DOCUMENT = 0.00014
+# A spawned process's start: Python, torch and transformers imported, the model folder loaded (pretrain
+# helpers, eval workers, rl's sampler). Measured: see CPU_WORKER_START_S's line in bench/README.md.
+CPU_WORKER_START_S = 4.0
 
 
 @dataclass
@@ -51,6 +61,7 @@ class StagePlan:
     suggestions: list[str] = field(default_factory=list)  # settings that make it fit (when it does not)
     notes: list[str] = field(default_factory=list)
     kv_cache: str = ""  # KV-cache bytes per token of the stage's model, vs multi-head attention
+    processes: int = 1  # processes the stage computes on (its own process's CPU time leaves the others out)
 
     @property
     def total_seconds(self) -> float:
@@ -78,17 +89,52 @@ def cpu_fixed_seconds(kind: str, cfg, earlier_kinds: list[str]) -> float:
 
 
 def stage_seconds(w: Workload, costs: CostModel | None, device: Device, fixed: float | None = None) -> dict[str, float]:
-    """Seconds per part of the stage: fixed (default: the kind's) + kernels x counts + per-completion work."""
+    """Seconds per part of the stage: fixed (default: the kind's) + kernels x counts + per-completion work.
+    Work on several processes is priced by `timing.concurrent_seconds` (pretrain's shares of a step, rl's
+    sampler beside its learner) and `timing.pool_seconds` (an evaluation's chunks)."""
     if fixed is None:
         fixed = CPU_STAGE_FIXED_S.get(w.kind, CPU_STAGE_FIXED_DEFAULT_S) if device.is_cpu else GPU_STAGE_FIXED_S
     out = {"fixed": fixed}
     if costs is None:
         return out
-    out["train"] = sum(c * costs.train_step(s, width, w.gradient_checkpointing) for c, s, width in w.train)
+    if w.processes > 1 and device.is_cpu:
+        out["workers"] = CPU_WORKER_START_S
+    train = [c * costs.train_step(s, width, w.gradient_checkpointing) for c, s, width in w.train]
+    out["data"] = w.documents * SECONDS_PER_DOCUMENT
+    if w.train_ranks and w.processes > 1:  # each process builds the step's documents, then computes its share
+        data = out.pop("data")  # every step alike: the stage's totals share as a step's do
+        out["train"] = concurrent_seconds([data + sum(t for t, r in zip(train, w.train_ranks) if r == rank)
+                                           for rank in range(w.processes)])
+    else:
+        out["train"] = sum(train)
+    out["optimizer"] = w.optimizer_steps * costs.optimizer_step() if w.train else 0.0
     out["reference"] = sum(c * costs.forward(s, width) for c, s, width in w.forward)
-    out["generation"] = sum(c * costs.generate(s, p, n, w.completion_lengths) for c, s, p, n in w.generate)
     out["scoring"] = w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0.0)
+    if w.rounds and w.processes > 1:  # the stage's process scores a chunk while the workers generate the next
+        out["scoring"] /= w.processes  # ones: its CPU seconds come out of their cores, shared by all of them
+
+    def call(seqs: int, prompt: int, new: int) -> float:
+        return costs.generate(seqs, prompt, new, w.completion_lengths)
+
+    if w.rounds:
+        out["generation"] = sum(pool_seconds([sum(call(*c) for c in calls) for calls in chunks], w.processes)
+                                for chunks in w.rounds)
+    else:
+        out["generation"] = sum(c * call(s, p, n) for c, s, p, n in w.generate)
+    if w.sampler_ahead:
+        out["generation"] = overlapped_generation(out, w.steps)
     return {k: v for k, v in out.items() if v}
+
+
+def overlapped_generation(parts: dict[str, float], steps: int) -> float:
+    """rl with a sampler one step ahead (`pipelined.RolloutsAhead`): the generation seconds not hidden behind
+    training. The learner waits for step 1's batch, then trains step t while step t+1 is sampled, and
+    trains the last step alone: s + (steps - 1) x both at once + l, with s and l a step's sampling (with its
+    rewards) and learning."""
+    sample = (parts["generation"] + parts.pop("scoring", 0.0)) / steps
+    learn = sum(parts.get(k, 0.0) for k in ("train", "optimizer", "reference")) / steps
+    total = sample + (steps - 1) * concurrent_seconds([sample, learn]) + learn
+    return total - steps * learn
 
 
 def cost_model(config, device: Device, dtype: str, threads: int, probe: bool, lora_rank: int = 0) -> CostModel:
@@ -178,7 +224,8 @@ def plan_recipe(recipe, device: Device, dtype: str = "float32", probe: bool = Tr
                              w.kind, recipe.sections[sid], [p.kind for p in plans]) if device.is_cpu else None),
                          device.price_per_hour,
                          fits=memory.peak <= device.memory_gb * GB, notes=list(w.notes),
-                         kv_cache=kv_cache_line(w.config, dtype_bytes(dtype)) if counts else "")
+                         kv_cache=kv_cache_line(w.config, dtype_bytes(dtype)) if counts else "",
+                         processes=w.processes)
         if not plan.fits:
             found = fitting_settings(inputs, sid, device, dtype, zero_share)
             plan.suggestions = found or []

@@ -14,6 +14,14 @@ lengths the workload expects (`decode_work`): without them, every row runs to ma
 process CPU time divided by the threads: the wall time of an idle machine, and on a shared machine
 still a measure of this process rather than of its neighbours (medians drop their bursts).
 
+A training micro-step is timed without its optimizer step, which is timed apart (AdamW with clipping,
+as `r1zero.train.scaffold.optimizer_step`): a step of several micro-batches steps the optimizer once.
+
+Processes that compute side by side, one core each, are slower than each alone: they share the
+memory bandwidth and caches of the two cores (`CONTENTION`). `concurrent_seconds` prices processes
+that start together (pretraining's helpers, rl's sampler beside its learner), `pool_seconds` jobs
+handed in order to the first free worker (an evaluation's chunks).
+
 On GPUs (nothing to probe from here) a roofline: training and prefill at `TRAIN_MFU` of the peak,
 decode steps at the larger of FLOPs / peak and bytes read / bandwidth, plus a per-layer launch
 overhead. Those three constants are the usual rules of thumb, not measured by this project.
@@ -40,6 +48,11 @@ TRAIN_MFU = 0.35  # share of peak a well-fed GPU training step reaches (HF eager
 DECODE_BANDWIDTH_SHARE = 0.6
 LAUNCH_S_PER_LAYER = 3e-4  # HF generate on GPU: ~20 kernels per layer plus Python, per step
 REPEATS = 3  # timed calls per probed kernel (the median counts)
+# How much slower a process computes while another process computes on the other core of this 2-core
+# machine (shared caches and memory bandwidth): the demo's pretraining trainer's share of a step, 0.174 s
+# alone and 0.216 s with the helper computing the other share (r1zero/train/data_parallel.py, measured
+# when it was written, commit 92d1ce8).
+CONTENTION = 1.24
 DECODE_STEPS = 12  # decode steps timed per probe (the median step counts)
 
 
@@ -81,10 +94,48 @@ def decode_work(seqs: int, new: int, lengths: Sequence[int] = (), compact: bool 
     return steps / draws, row_steps / draws
 
 
+def concurrent_seconds(loads: Sequence[float]) -> float:
+    """Wall seconds of processes that start together, one core each, with `loads` seconds of work each
+    (alone on an idle machine): each runs `CONTENTION` times slower while another one still runs.
+
+    >>> concurrent_seconds([2.0]), concurrent_seconds([1.0, 3.0]) == 1.0 * CONTENTION + 2.0
+    (2.0, True)
+    """
+    loads = sorted(loads)
+    if len(loads) < 2:
+        return sum(loads)
+    return loads[-2] * CONTENTION + loads[-1] - loads[-2]
+
+
+def pool_seconds(jobs: Sequence[float], workers: int) -> float:
+    """Wall seconds of `jobs` (seconds each, alone) handed in order to the first free of `workers`
+    processes (a ProcessPoolExecutor), each `CONTENTION` times slower while another worker is busy.
+
+    >>> pool_seconds([1.0, 2.0, 3.0], 1), pool_seconds([1.0, 1.0], 2) == CONTENTION
+    (6.0, True)
+    """
+    if workers <= 1:
+        return float(sum(jobs))
+    left, queue, now = [], list(jobs), 0.0  # left: work (idle-machine seconds) of the jobs running
+    while queue or left:
+        while queue and len(left) < workers:
+            left.append(queue.pop(0))
+        slow = CONTENTION if len(left) > 1 else 1.0
+        step = min(left)  # work until the next job ends
+        now += step * slow
+        left = [x - step for x in left if x - step > 1e-12]
+    return now
+
+
 class CostModel:
     """Seconds of one kernel call; subclasses measure or compute them."""
 
     def train_step(self, seqs: int, width: int, checkpointing: bool = False) -> float:
+        """Forward and backward of a micro-batch (no optimizer step)."""
+        raise NotImplementedError
+
+    def optimizer_step(self) -> float:
+        """Gradient clipping and an AdamW step over the trainable parameters."""
         raise NotImplementedError
 
     def forward(self, seqs: int, width: int) -> float:
@@ -112,6 +163,11 @@ class Roofline(CostModel):
     def train_step(self, seqs, width, checkpointing=False):
         flops = self.counts.train_flops(seqs * width, causal_context(width), self.lora_rank)
         return flops * (4 / 3 if checkpointing else 1) / (self.peak * TRAIN_MFU)
+
+    def optimizer_step(self):
+        # AdamW reads parameter, gradient and two moments and writes three of them, bandwidth-bound.
+        params = self.counts.lora_params(self.lora_rank) if self.lora_rank else self.counts.params
+        return params * 7 * 4 / (self.device.bandwidth_gbs * 1e9 * DECODE_BANDWIDTH_SHARE)
 
     def forward(self, seqs, width):
         return self.counts.forward_flops(seqs * width, causal_context(width)) / (self.peak * TRAIN_MFU)
@@ -217,7 +273,6 @@ class ProbedCPU(CostModel):
                 model.enable_input_require_grads()  # as peft needs for checkpointing frozen inputs
         ids = self._ids(seqs, width)
         model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids, use_cache=False).loss.backward()
-        torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-9).step()  # fresh state: the first step's cost, small
         model.zero_grad(set_to_none=True)
         if checkpointing:
             model.gradient_checkpointing_disable()
@@ -243,8 +298,28 @@ class ProbedCPU(CostModel):
         return stamps
 
     def train_step(self, seqs, width, checkpointing=False):
-        return self._cached(f"train|{seqs}x{width}|ckpt={checkpointing}",
+        return self._cached(f"fwd-bwd|{seqs}x{width}|ckpt={checkpointing}",
                             lambda: self._seconds(lambda: self._train(seqs, width, checkpointing)))
+
+    def optimizer_step(self):
+        def measure() -> float:
+            import torch
+
+            params = [p for p in self._model.parameters() if p.requires_grad]
+            grads = [torch.randn_like(p) for p in params]
+            adamw = torch.optim.AdamW(params, lr=1e-9)  # tiny: the weights stay about what they were
+
+            def step():
+                for p, g in zip(params, grads):
+                    p.grad = g
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                adamw.step()
+                adamw.zero_grad(set_to_none=True)
+
+            step()  # the moments are allocated at the first step, once a run
+            return self._seconds(step, repeats=2 * REPEATS + 1)
+
+        return self._cached("optimizer", measure)
 
     def forward(self, seqs, width):
         import torch

@@ -15,18 +15,28 @@ running is an assumption, listed in `Workload.notes`:
   such groups, whether a round runs follows a binomial and what it draws the expected shortfall
   (`expected_draws`); the update's pieces are costed at the full completion width;
 - an SFT run with `epochs` has as many steps as its data makes; without reading it, `steps`.
+
+Stages that compute on several processes say who computes what, and `plan.py` prices it: pretraining
+with `processes` (`train_ranks`: which process takes each length bucket, by the stage's own
+`split_pieces`), an evaluation's chunks shared by `processes` workers (`rounds`: each split's chunks,
+handed out in order), and rl with `async_level` (`sampler_ahead`: the next step is sampled while this
+one trains).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import asdict, dataclass, field
 
 # Groups whose G rewards are all equal: measured 0.36-0.57 (mean over 60-200 steps) in five runs of the
 # demo's and tiny-tools' RL from their bases (sampled pass@1 ~0.5 at the start, 0.7-0.85 over the run);
 # 0.06-0.12 on an older, weaker base. `r1zero plan --zero-variance-share` sets another.
 ZERO_VARIANCE_SHARE = 0.4
+
+
+Call = tuple[int, int, int]  # one generate call: (rows, prompt width, max new tokens)
 
 
 @dataclass
@@ -47,6 +57,15 @@ class Workload:
     gradient_checkpointing: bool = False
     reference: bool = False  # a frozen reference model is held
     critic: bool = False  # a value model of the policy's size is trained alongside (PPO's `gae`)
+    steps: int = 0  # training steps (pretrain, rl, sft)
+    optimizer_steps: int = 0  # AdamW steps (clip, step, zero), one per minibatch, not per micro-step
+    documents: int = 0  # pretraining documents written, tokenized and sorted by length (the step's data)
+    processes: int = 1  # processes computing side by side, one core each
+    train_ranks: list[int] = field(default_factory=list)  # pretrain: the process of each `train` entry (0 = trainer)
+    # eval, sample: one list per evaluation, in turn (per model, then the hard split), of its chunks in
+    # order, each the calls one worker makes (sampled, then greedy); `generate` sums them up.
+    rounds: list[list[list[Call]]] = field(default_factory=list)
+    sampler_ahead: bool = False  # rl async_level >= 1: a worker samples step t+1 while the learner trains t
     notes: list[str] = field(default_factory=list)
 
     def trainable_params(self, counts) -> int:
@@ -174,15 +193,23 @@ def train_prompt_lengths(tokenizer, task_spec: str, options: dict, template: str
 
 def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
     from r1zero.train.corpus import corpus_batch, length_buckets, lm_batch
+    from r1zero.train.data_parallel import split_pieces
 
     picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
     batches = [lm_batch(tokenizer, corpus_batch(cfg, seed, s)) for s in picks]
     real = sum(int(b["attention_mask"].sum()) for b in batches) / len(batches)
     # One train shape per length bucket (rows, the widest that bucket got over the picked steps).
-    buckets = [[m["input_ids"].shape for m in length_buckets(b, cfg.length_buckets)] for b in batches]
+    pieces = [list(length_buckets(b, cfg.length_buckets)) for b in batches]
+    buckets = [[m["input_ids"].shape for m in step] for step in pieces]
     w.train = [(cfg.steps, shapes[0], max(shapes_of_step[i][1] for shapes_of_step in buckets))
                for i, shapes in enumerate(buckets[0])]
     w.train_tokens, w.train_seq_len = cfg.steps * real, real / cfg.batch_size
+    w.steps = w.optimizer_steps = cfg.steps
+    w.documents = cfg.steps * cfg.batch_size
+    if cfg.processes > 1:  # each bucket to the process that took it in most of the picked steps
+        runs = [[r for r, run in enumerate(split_pieces(step, cfg.processes)) for _ in run] for step in pieces]
+        w.processes = cfg.processes
+        w.train_ranks = [statistics.mode(ranks[i] for ranks in runs) for i in range(len(w.train))]
 
 
 def corpus_completion_lengths(cfg, tokenizer, seed: int) -> list[int]:
@@ -222,6 +249,7 @@ def torch_chunks(items: list, n: int) -> list[list]:
 
 def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> None:
     from r1zero.algo import ADVANTAGES, loss_config
+    from r1zero.rollout import sampler_class
 
     B, G, T = cfg.prompts_per_step, cfg.group_size, cfg.max_new_tokens
     lengths = train_prompt_lengths(tokenizer, cfg.task, cfg.task_options, cfg.template, 4 * B, seed)
@@ -235,6 +263,7 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     widths = piece_widths(w.completion_lengths, rows, pieces, T)
     w.train = [(cfg.steps * cfg.num_iterations * micro, math.ceil(rows / pieces), round(P + width))
                for width in widths]
+    w.steps, w.optimizer_steps = cfg.steps, cfg.steps * cfg.num_iterations * cfg.minibatches
     new = w.mean_new(T)
     w.train_tokens, w.train_seq_len = cfg.steps * cfg.num_iterations * B * G * (mean_p + new), mean_p + new
     w.completions = round(cfg.steps * sum(runs * n for runs, n in draws) * G)
@@ -250,35 +279,62 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     if w.critic:
         w.forward += list(w.train)
         w.train += list(w.train)
+        w.optimizer_steps *= 2  # its own AdamW, stepped with the policy's
         w.notes.append(f"advantage {cfg.advantage}: a critic of the policy's size, trained alongside it")
     if cfg.dynamic_sampling:
         w.notes.append(f"dynamic sampling: {rounds:.2f} generate rounds per step, assuming {zero_share:.0%} "
                        "of groups have equal rewards")
+    if cfg.async_level and not getattr(sampler_class(cfg.sampler), "needs_ray", False):
+        w.sampler_ahead, w.processes = True, 2  # r1zero.train.rl.make_rollouts: a worker process samples
+        w.notes.append(f"async_level {cfg.async_level}: a worker process samples while the learner trains; "
+                       "generation counts only where it is the slower side")
 
 
-def generation_workload(w: Workload, chunks: list[tuple[int, int]], k: int, new: int, greedy: bool) -> None:
-    """Generate calls over `chunks` of (items, padded prompt width): k samples per item, plus one
-    greedy answer per item."""
-    w.generate = [(1, n * k, width, new) for n, width in chunks]
-    if greedy:
-        w.generate += [(1, n, width, new) for n, width in chunks]
-    items = sum(n for n, _ in chunks)
-    w.completions = items * (k + (1 if greedy else 0))
+def chunk_calls(chunks: list[tuple[int, int]], k: int, new: int, greedy: bool, think: int = 0) -> list[list[Call]]:
+    """Each chunk of (items, padded prompt width)'s generate calls: k samples per item, then (`greedy`)
+    one greedy answer per item, as `r1zero.eval.workers.chunk_generate` makes them. With budget forcing
+    (`think`: max_think_tokens, `inference.budget_forced_generate`) each is two calls: the thinking, at
+    most `think` tokens, then the answer after the forced `</think><answer>` (2 tokens), over the rows
+    that have not stopped, which is assumed all of them."""
+    def calls(rows: int, width: int) -> list[Call]:
+        if not think:
+            return [(rows, width, new)]
+        return [(rows, width, min(think, new)), (rows, width + think + 2, new)]
+
+    return [calls(n * k, width) + (calls(n, width) if greedy else []) for n, width in chunks]
 
 
-def eval_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
-    """The items, prompts and chunks the eval stage will use (its own `plan_chunks`), per model."""
-    from r1zero.eval.evaluate import EvalOptions, load_task_examples, plan_chunks
+def add_rounds(w: Workload, rounds: list[list[list[Call]]], completions: int) -> None:
+    """Generations in `rounds` (see Workload.rounds), counted into `generate` and `completions`."""
+    w.rounds += rounds
+    w.generate += [(1, *call) for chunks in rounds for calls in chunks for call in calls]
+    w.completions += completions
 
-    opts = EvalOptions.from_config(cfg)
+
+def eval_split(opts, tokenizer, seed: int) -> tuple[list[list[Call]], int]:
+    """(the chunks' calls, completions) of one model on the items `opts` describe (`plan_chunks`)."""
+    from r1zero.eval.evaluate import load_task_examples, plan_chunks
+
     _, examples = load_task_examples(opts, seed)
     lengths = rendered_lengths(tokenizer, examples, opts.template)
     chunks = [(len(c), max(lengths[i] for i in c)) for c in plan_chunks(lengths, opts)]
-    generation_workload(w, chunks, opts.samples, opts.max_new_tokens, opts.greedy)
+    calls = chunk_calls(chunks, opts.samples, opts.max_new_tokens, opts.greedy, opts.max_think_tokens)
+    return calls, len(examples) * (opts.samples + (1 if opts.greedy else 0))
+
+
+def eval_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
+    """The items, prompts and chunks the eval stage will use (its own `plan_chunks`), per model and split,
+    in the order `r1zero.eval.stage.evaluate_models` runs them: every model on the items, then every model
+    on the hard split."""
+    from r1zero.eval.evaluate import EvalOptions
+
+    opts = EvalOptions.from_config(cfg)
     models = 1 + len(getattr(cfg, "models", []) or [])
+    for split in [opts, opts.hard()] if opts.hard_problems else [opts]:
+        calls, completions = eval_split(split, tokenizer, seed)
+        add_rounds(w, [calls] * models, completions * models)
+    w.processes = opts.processes
     if models > 1:  # side by side on the same items; assumed the same size as the first
-        w.generate = [(c * models, s, p, n) for c, s, p, n in w.generate]
-        w.completions *= models
         w.notes.append(f"{models} models evaluated, each assumed the size of the first")
 
 
@@ -287,11 +343,12 @@ def sample_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
     per_chunk = max(1, 256 // cfg.samples)  # r1zero/sample.py: chunks of sampler.batch_size // k prompts
     full, rest = divmod(cfg.prompts, per_chunk)
     chunks = [(per_chunk, max(lengths))] * full + ([(rest, max(lengths))] if rest else [])
-    generation_workload(w, chunks, cfg.samples, cfg.max_new_tokens, greedy=False)
+    add_rounds(w, [chunk_calls(chunks, cfg.samples, cfg.max_new_tokens, greedy=False)], cfg.prompts * cfg.samples)
 
 
 def sft_workload(w: Workload, cfg) -> None:
     w.train = [(cfg.steps, cfg.batch_size, cfg.max_length)]
+    w.steps = w.optimizer_steps = cfg.steps
     w.train_tokens, w.train_seq_len = cfg.steps * cfg.batch_size * cfg.max_length, cfg.max_length
     w.lora_rank = cfg.lora_rank if cfg.lora else 0
     w.notes.append("sft: rows assumed full (packing) and `steps` steps" + (" (epochs not read from the data)"

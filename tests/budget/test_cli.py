@@ -72,5 +72,8 @@ def test_against_a_run_folder_shows_predicted_and_measured_seconds(tmp_path):
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "done.json").write_text(_json.dumps({"seconds": 0.5}))
     table = against_table([Plan("pretrain", 100.0), Plan("report", 0.5), Plan("eval", 3.0)], tmp_path)
-    assert "| pretrain | 100.0 | 80.0 | +25% |" in table and "| report | 0.5 | 0.5 | +0% |" in table
-    assert "| eval | 3.0 | - | - |" in table
+    assert "| pretrain | 100.0 | 80.0 | +25% | CPU |" in table and "| report | 0.5 | 0.5 | +0% | wall |" in table
+    assert "| eval | 3.0 | - | - | - |" in table
+    two = Plan("pretrain", 100.0)
+    two.processes = 2  # a helper computed beside it: its process's CPU time is not the stage's
+    assert "| pretrain | 100.0 | 120.0 | -17% | wall |" in against_table([two], tmp_path)

@@ -10,11 +10,13 @@ from r1zero.budget.plan import (
     CPU_LATER_BUILD_S,
     CPU_REPORT_S_PER_FIGURE,
     CPU_STAGE_FIXED_S,
+    CPU_WORKER_START_S,
     SECONDS_PER_COMPLETION,
+    SECONDS_PER_DOCUMENT,
     cpu_fixed_seconds,
     plan_recipe,
 )
-from r1zero.budget.timing import CostModel, decode_work
+from r1zero.budget.timing import CONTENTION, CostModel, concurrent_seconds, decode_work, pool_seconds
 from r1zero.budget.workload import RecipeInputs, expected_draws
 from r1zero.recipe import resolve
 from tests.conftest import TINY_SHAPE
@@ -28,6 +30,9 @@ class FakeCosts(CostModel):
     def train_step(self, seqs, width, checkpointing=False):
         return seqs * width * 1e-6 * (2 if checkpointing else 1)
 
+    def optimizer_step(self):
+        return 1e-3
+
     def forward(self, seqs, width):
         return seqs * width * 1e-6 / 3
 
@@ -35,11 +40,17 @@ class FakeCosts(CostModel):
         return seqs * (prompt + new) * 1e-6
 
 
-def tiny_recipe(**rl):
+class SlowTraining(FakeCosts):
+    def train_step(self, seqs, width, checkpointing=False):
+        return 100 * super().train_step(seqs, width, checkpointing)
+
+
+def tiny_recipe(pretrain=None, eval=None, **rl):
+    """build -> pretrain -> eval -> rl -> report at toy sizes; the dicts and keywords add options."""
     build = {k: v for k, v in TINY_SHAPE.items()}
     raw = {"name": "t", "stages": ["build", "pretrain", "eval", "rl", "report"], "build": build,
-           "pretrain": {"steps": 20, "batch_size": 16},
-           "eval": {"problems": 50, "samples": 8, "max_new_tokens": 32},
+           "pretrain": {"steps": 20, "batch_size": 16, **(pretrain or {})},
+           "eval": {"problems": 50, "samples": 8, "max_new_tokens": 32, **(eval or {})},
            "rl": {"steps": 5, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32, **rl}}
     return resolve(raw)
 
@@ -65,13 +76,13 @@ def inputs():
 
 def test_eval_workload(inputs):
     w = inputs.workload("eval")
-    sampled, greedy = w.generate[:2], w.generate[2:]
-    # 50 items, shortest prompts first, at most 256 sequences a call: 32 x 8 samples, then 18 x 8;
-    # then one greedy answer per item; each call padded to its longest prompt.
-    assert [(c, s, n) for c, s, _, n in sampled] == [(1, 256, 32), (1, 144, 32)]
-    assert [(c, s, n) for c, s, _, n in greedy] == [(1, 32, 32), (1, 18, 32)]
-    assert sampled[0][2] <= sampled[1][2] and [g[2] for g in greedy] == [s[2] for s in sampled]
-    assert 4 <= sampled[1][2] <= 16 and w.completions == 50 * 9 and not w.train
+    (chunks,) = w.rounds  # one model, no hard split: one evaluation
+    # 50 items, shortest prompts first, at most 256 sequences a call: 32 x 8 samples, then 18 x 8, each
+    # chunk followed by its greedy answers (one per item); each call padded to its longest prompt.
+    assert [[(s, n) for s, _, n in calls] for calls in chunks] == [[(256, 32), (32, 32)], [(144, 32), (18, 32)]]
+    assert all(len({p for _, p, _ in calls}) == 1 for calls in chunks) and chunks[0][0][1] <= chunks[1][0][1]
+    assert 4 <= chunks[1][0][1] <= 16 and w.completions == 50 * 9 and not w.train
+    assert w.generate == [(1, *call) for calls in chunks for call in calls] and w.processes == 1
 
 
 def test_pretrain_and_rl_workloads(inputs):
@@ -89,6 +100,7 @@ def test_pretrain_and_rl_workloads(inputs):
     widths = [width - P for *_, width in rl.train]
     assert widths == sorted(widths) and widths[-1] <= 32
     assert not rl.forward and not rl.reference  # beta = 0 (dapo): no reference model
+    assert (pre.optimizer_steps, rl.optimizer_steps) == (20, 5)  # one AdamW step a step, whatever the pieces
 
 
 def test_completion_lengths_follow_the_corpus_down_the_lineage(inputs):
@@ -119,7 +131,8 @@ def test_stage_seconds_are_counts_times_kernel_costs(plans, inputs):
         w, p = inputs.workload(sid, zero_share=0.0), plans[sid]
         expected = (CPU_STAGE_FIXED_S[w.kind] + sum(c * costs.train_step(s, t) for c, s, t in w.train)
                     + sum(c * costs.generate(s, q, n) for c, s, q, n in w.generate)
-                    + w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0))
+                    + w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0)
+                    + w.optimizer_steps * costs.optimizer_step() + w.documents * SECONDS_PER_DOCUMENT)
         assert p.total_seconds == pytest.approx(expected)
         assert p.cost == pytest.approx(expected / 3600 * 0.10)
     assert plans["build"].seconds == {"fixed": CPU_STAGE_FIXED_S["build"]}
@@ -182,3 +195,76 @@ def test_fixed_costs_of_a_second_build_and_of_the_report_figures():
 
     report = ReportConfig(claims={"test_time": {"votes": "e"}})
     assert cpu_fixed_seconds("report", report, []) == 2 * CPU_REPORT_S_PER_FIGURE
+
+
+# ---- work on several processes ----------------------------------------------------------------------
+
+def test_concurrent_processes_and_a_worker_pool_by_hand():
+    assert concurrent_seconds([3.0]) == 3.0
+    # both busy for the shorter's 1 s of work (1.24 s), then the longer's 2 s left alone
+    assert concurrent_seconds([1.0, 3.0]) == pytest.approx(1.0 * CONTENTION + 2.0)
+    assert pool_seconds([1.0, 2.0, 3.0], 1) == 6.0
+    # 2 workers: jobs 1 and 2 start; job 1 ends at 1.24 (1 s each done), job 3 starts beside job 2 (1 s
+    # left), which ends at 2.48; then job 3 (2 s left) alone: 4.48 s
+    assert pool_seconds([1.0, 2.0, 3.0], 2) == pytest.approx(2 * CONTENTION + 2.0)
+    assert pool_seconds([1.0, 2.0, 3.0], 2) < pool_seconds([1.0, 2.0, 3.0], 1)
+
+
+def test_pretrain_helpers_take_the_longer_buckets_and_share_the_step():
+    one = RecipeInputs(tiny_recipe(pretrain={"length_buckets": 4})).workload("pretrain")
+    two = RecipeInputs(tiny_recipe(pretrain={"length_buckets": 4, "processes": 2})).workload("pretrain")
+    assert two.train == one.train and one.processes == 1 and not one.train_ranks
+    # data_parallel.split_pieces: contiguous runs of about equal padded area, the trainer's the shortest
+    assert two.processes == 2 and two.train_ranks == sorted(two.train_ranks) and set(two.train_ranks) == {0, 1}
+    costs = SlowTraining()  # kernels well above the documents' cost, as on the demo
+    plans = [{p.stage: p for p in plan_recipe(tiny_recipe(pretrain={"length_buckets": 4, "processes": n}), CPU,
+                                              costs=costs)}["pretrain"] for n in (1, 2)]
+    shares = [two.documents * SECONDS_PER_DOCUMENT + sum(c * costs.train_step(s, t) for (c, s, t), r
+                                                         in zip(two.train, two.train_ranks) if r == rank)
+              for rank in (0, 1)]
+    assert plans[1].seconds["train"] == pytest.approx(min(shares) * CONTENTION + max(shares) - min(shares))
+    alone = plans[0].seconds["train"] + plans[0].seconds["data"]
+    assert max(shares) < 0.7 * alone and plans[1].seconds["train"] < alone  # a step shared is faster ...
+    assert plans[1].seconds["train"] > alone / 2  # ... though not twice: the cores slow each other
+    assert plans[1].seconds["optimizer"] == plans[0].seconds["optimizer"]  # the trainer steps once, alone
+    assert plans[1].seconds["workers"] == CPU_WORKER_START_S and plans[1].processes == 2
+
+
+def test_eval_workers_share_the_chunks_and_the_hard_split_follows():
+    hard = {"hard_problems": 6, "hard_samples": 64, "hard_min_digits": 4, "hard_max_digits": 4}
+    w = RecipeInputs(tiny_recipe(eval=hard)).workload("eval")
+    main, extra = w.rounds  # the items, then the hard split
+    assert [[s for s, _, _ in calls] for calls in extra] == [[256, 4], [128, 2]]  # 4 items x 64 a chunk, greedy
+    assert w.completions == 50 * 9 + 6 * 65 and len(w.generate) == 2 * (len(main) + len(extra))
+    costs = FakeCosts()
+    one, two = ({p.stage: p for p in plan_recipe(tiny_recipe(eval={**hard, "processes": n}), CPU,
+                                                  costs=costs)}["eval"] for n in (1, 2))
+    jobs = [[sum(costs.generate(*c) for c in calls) for calls in chunks] for chunks in w.rounds]
+    assert one.seconds["generation"] == pytest.approx(sum(map(sum, jobs)))
+    assert two.seconds["generation"] == pytest.approx(sum(pool_seconds(j, 2) for j in jobs))
+    assert two.seconds["generation"] < one.seconds["generation"] and two.seconds["workers"] == CPU_WORKER_START_S
+    assert two.seconds["scoring"] == pytest.approx(one.seconds["scoring"] / 2)  # beside the workers, on their cores
+
+
+def test_rollouts_ahead_cost_the_slower_side_of_each_step_not_the_sum():
+    sync = {p.stage: p for p in plan_recipe(tiny_recipe(), CPU, costs=FakeCosts(), zero_share=0.0)}["rl"]
+    ahead = {p.stage: p for p in plan_recipe(tiny_recipe(async_level=1), CPU, costs=FakeCosts(),
+                                             zero_share=0.0)}["rl"]
+    learn = sum(sync.seconds.get(k, 0.0) for k in ("train", "optimizer", "reference")) / 5
+    sample = (sync.seconds["generation"] + sync.seconds["scoring"]) / 5
+    # step 1 waits for its batch; steps 1-4 train while the next is sampled; step 5 trains alone
+    expected = sample + 4 * concurrent_seconds([sample, learn]) + learn + CPU_WORKER_START_S
+    kernels = expected - CPU_WORKER_START_S
+    assert ahead.total_seconds - ahead.seconds["fixed"] == pytest.approx(expected)
+    assert 5 * max(sample, learn) < kernels < 5 * (sample + learn)
+    assert ahead.processes == 2 and ahead.seconds["train"] == pytest.approx(sync.seconds["train"])
+
+
+def test_budget_forcing_thinks_then_answers_in_two_calls():
+    w = RecipeInputs(tiny_recipe(eval={"max_think_tokens": 8, "greedy": False})).workload("eval")
+    plain = RecipeInputs(tiny_recipe(eval={"greedy": False})).workload("eval")
+    # each chunk: its rows think for at most 8 tokens, then answer after `</think><answer>` (2 tokens)
+    for calls, (plain_call,) in zip(w.rounds[0], plain.rounds[0]):
+        rows, width, new = plain_call
+        assert calls == [(rows, width, 8), (rows, width + 10, new)]
+    assert w.completions == plain.completions == 50 * 8
