@@ -2,12 +2,13 @@
 share of every step's micro-batches and hand back its gradient, so a step keeps every core busy.
 
 The helpers compute on the trainer's own parameters, moved to shared memory: no weights are copied, since
-the trainer changes them only after every helper has handed back its gradient. A helper rebuilds the step's
-documents itself (a pure function of seed and step), takes its run of the length-sorted micro-batches
-(`split_pieces`: contiguous runs of about equal padded area, the shortest to the trainer), and writes its
-gradient to a shared buffer. The trainer adds the helpers' gradients to its own in rank order, so a run is
-deterministic for a given number of processes, and resumes bit for bit. Each process counts the load of
-every MoE expert and the trainer sums the counts, so DeepSeek-V3's bias update sees the whole batch.
+the trainer changes them only after every helper has handed back its gradient. A helper rebuilds the
+step's documents itself (a pure function of seed and step; each side builds the next step's while the
+other finishes), takes its run of the length-sorted micro-batches (`split_pieces`: contiguous runs of
+about equal padded area, the shortest to the trainer), and writes its gradient to a shared buffer. The
+trainer adds the helpers' gradients to its own in rank order, so a run is deterministic for a given
+number of processes, and resumes bit for bit. Each process counts the load of every MoE expert and the
+trainer sums the counts, so DeepSeek-V3's bias update sees the whole batch.
 
 Departure from DDP (torch.distributed): no process group and no all-reduce. One trainer owns the
 optimizer, the schedule and the checkpoints; helpers only compute gradients. With one process the stage
@@ -68,7 +69,8 @@ def shared_tensors(model, balancer: ExpertLoadBalancer) -> list[torch.Tensor]:
 
 
 class GradientHelpers:
-    """`processes - 1` spawned helpers; `start(step)` sets them to work, `add_to(model)` adds their gradients."""
+    """`processes - 1` spawned helpers: `start(step)` sets them to work; `add_to(loss)` adds their gradients
+    and expert loads to the trainer's and returns the summed loss."""
 
     def __init__(self, processes: int, model, balancer: ExpertLoadBalancer, cfg, seed: int, model_dir, threads: int):
         if next(model.parameters()).device.type != "cpu":
@@ -159,8 +161,12 @@ def serve_pieces(rank: int, world: int, cfg, seed: int, model_dir: str, tensors:
         for mine, shared in zip(shared_tensors(model, balancer), tensors, strict=True):
             mine.data = shared
         params = list(model.parameters())
+        upcoming = None  # (step, its pieces, its label count), built while the trainer updates
         while (request := next_request(requests, parent_pid))[0] != "stop":
-            pieces, n_labels = step_pieces(tokenizer, cfg, seed, request[1])
+            step = request[1]
+            if upcoming is None or upcoming[0] != step:  # the first step, or a resumed run's
+                upcoming = (step, *step_pieces(tokenizer, cfg, seed, step))
+            _, pieces, n_labels = upcoming
             loss = backward_pieces(model, split_pieces(pieces, world)[rank], n_labels)
             offset, has_grad = 0, []
             for p in params:
@@ -172,6 +178,7 @@ def serve_pieces(rank: int, world: int, cfg, seed: int, model_dir: str, tensors:
                 offset += n
             results.put(("grads", rank, loss.item(), has_grad, [c.tolist() for c in balancer.counts]))
             balancer.reset()
+            upcoming = (step + 1, *step_pieces(tokenizer, cfg, seed, step + 1))
     except UserError as e:
         results.put(("error", str(e), True))
     except BaseException:  # noqa: BLE001 - whatever stops a helper reaches the trainer as text

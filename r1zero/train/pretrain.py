@@ -38,12 +38,14 @@ def run_pretrain(cfg: PretrainConfig, ctx: StageContext) -> Path:
     helpers = (GradientHelpers(cfg.processes, model, balancer, cfg, ctx.seed, ctx.model, torch.get_num_threads())
                if cfg.processes > 1 else None)
     tokens, t0 = 0, time.perf_counter()
+    upcoming = step_pieces(tokenizer, cfg, ctx.seed, run.start + 1)
     for step in run.steps():
         if helpers:
             helpers.start(step)  # they take the longer micro-batches of the step
-        pieces, n_labels = step_pieces(tokenizer, cfg, ctx.seed, step)
+        pieces, n_labels = upcoming
         with meter.phase("train"):
             loss = backward_pieces(model, split_pieces(pieces, cfg.processes)[0], n_labels)
+            upcoming = step_pieces(tokenizer, cfg, ctx.seed, step + 1)  # while the helpers finish
             if helpers:
                 loss = helpers.add_to(loss)
             grad_norm = optimizer_step(model, optimizer, scheduler, cfg.grad_clip)

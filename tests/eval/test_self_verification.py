@@ -1,4 +1,4 @@
-"""The demo's claim, by behaviour (slow: the whole `make demo` recipe, ~15 minutes on 2 cores).
+"""The demo's claim, by behaviour (slow: the whole `make demo` recipe, ~9 minutes on 2 idle cores).
 
 Issue 17's lines on seed 0 (docs/self-verification.md has both seeds' figures). R1-Zero's signature
 in miniature: from a base that answers with a quick guess and rarely verifies it, RL on the answer's
