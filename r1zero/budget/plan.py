@@ -113,14 +113,14 @@ def stage_seconds(w: Workload, costs: CostModel | None, device: Device, fixed: f
     if w.rounds and w.processes > 1:  # the stage's process scores a chunk while the workers generate the next
         out["scoring"] /= w.processes  # ones: its CPU seconds come out of their cores, shared by all of them
 
-    def call(seqs: int, prompt: int, new: int) -> float:
-        return costs.generate(seqs, prompt, new, w.completion_lengths)
+    def job(calls, lengths) -> float:  # one worker's chunk
+        return sum(costs.generate(s, p, n, lengths or w.completion_lengths) for s, p, n in calls)
 
     if w.rounds:
-        out["generation"] = sum(pool_seconds([sum(call(*c) for c in calls) for calls in chunks], w.processes)
-                                for chunks in w.rounds)
+        out["generation"] = sum(pool_seconds([job(calls, lengths) for calls in chunks], w.processes)
+                                for chunks, lengths in zip(w.rounds, w.round_lengths, strict=True))
     else:
-        out["generation"] = sum(c * call(s, p, n) for c, s, p, n in w.generate)
+        out["generation"] = sum(c * job([(s, p, n)], None) for c, s, p, n in w.generate)
     if w.sampler_ahead:
         out["generation"] = overlapped_generation(out, w.steps)
     return {k: v for k, v in out.items() if v}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -65,6 +66,7 @@ class Workload:
     # eval, sample: one list per evaluation, in turn (per model, then the hard split), of its chunks in
     # order, each the calls one worker makes (sampled, then greedy); `generate` sums them up.
     rounds: list[list[list[Call]]] = field(default_factory=list)
+    round_lengths: list[list[int]] = field(default_factory=list)  # per round, its completion lengths ([]: the stage's)
     sampler_ahead: bool = False  # rl async_level >= 1: a worker samples step t+1 while the learner trains t
     notes: list[str] = field(default_factory=list)
 
@@ -212,16 +214,19 @@ def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
         w.train_ranks = [statistics.mode(ranks[i] for ranks in runs) for i in range(len(w.train))]
 
 
-def corpus_completion_lengths(cfg, tokenizer, seed: int) -> list[int]:
-    """Tokens after `=` (eos included) of the question-answer documents (those with `<answer>`) of four
-    of a pretraining run's batches: what a model pretrained on them writes after a question."""
+def corpus_completion_lengths(cfg, tokenizer, seed: int) -> list[tuple[int, int]]:
+    """(digits of the larger operand, tokens after `=` with eos) of the question-answer documents (those with
+    `<answer>`) of four of a pretraining run's batches: what a model pretrained on them writes after a
+    question, by the question's difficulty (the arithmetic task's digits; 0 where the text has no number)."""
     from r1zero.train.corpus import corpus_batch, lm_batch
 
     picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
     texts = [t for step in picks for t in corpus_batch(cfg, seed, step) if "<answer>" in t and "=" in t]
     if not texts:
         return []
-    return (lm_batch(tokenizer, texts, loss_on_prompt=False)["labels"] != -100).sum(-1).tolist()
+    lengths = (lm_batch(tokenizer, texts, loss_on_prompt=False)["labels"] != -100).sum(-1).tolist()
+    digits = [max(map(len, re.findall(r"\d+", t.split("=", 1)[0])), default=0) for t in texts]
+    return list(zip(digits, lengths))
 
 
 def piece_widths(lengths: list[int], rows: int, pieces: int, cap: int, draws: int = 8) -> list[float]:
@@ -304,9 +309,11 @@ def chunk_calls(chunks: list[tuple[int, int]], k: int, new: int, greedy: bool, t
     return [calls(n * k, width) + (calls(n, width) if greedy else []) for n, width in chunks]
 
 
-def add_rounds(w: Workload, rounds: list[list[list[Call]]], completions: int) -> None:
-    """Generations in `rounds` (see Workload.rounds), counted into `generate` and `completions`."""
+def add_rounds(w: Workload, rounds: list[list[list[Call]]], completions: int, lengths: list[int] | None = None) -> None:
+    """Generations in `rounds` (see Workload.rounds) of completions of `lengths` (None: the stage's), counted
+    into `generate` and `completions`."""
     w.rounds += rounds
+    w.round_lengths += [list(lengths or [])] * len(rounds)
     w.generate += [(1, *call) for chunks in rounds for calls in chunks for call in calls]
     w.completions += completions
 
@@ -322,17 +329,18 @@ def eval_split(opts, tokenizer, seed: int) -> tuple[list[list[Call]], int]:
     return calls, len(examples) * (opts.samples + (1 if opts.greedy else 0))
 
 
-def eval_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
+def eval_workload(w: Workload, cfg, tokenizer, seed: int, hard_lengths: list[int] | None = None) -> None:
     """The items, prompts and chunks the eval stage will use (its own `plan_chunks`), per model and split,
     in the order `r1zero.eval.stage.evaluate_models` runs them: every model on the items, then every model
-    on the hard split."""
+    on the hard split, whose completions are `hard_lengths` long (the corpus's on problems of its digits)."""
     from r1zero.eval.evaluate import EvalOptions
 
     opts = EvalOptions.from_config(cfg)
     models = 1 + len(getattr(cfg, "models", []) or [])
-    for split in [opts, opts.hard()] if opts.hard_problems else [opts]:
+    splits = [(opts, None)] + ([(opts.hard(), hard_lengths)] if opts.hard_problems else [])
+    for split, lengths in splits:
         calls, completions = eval_split(split, tokenizer, seed)
-        add_rounds(w, [calls] * models, completions * models)
+        add_rounds(w, [calls] * models, completions * models, lengths)
     w.processes = opts.processes
     if models > 1:  # side by side on the same items; assumed the same size as the first
         w.notes.append(f"{models} models evaluated, each assumed the size of the first")
@@ -356,9 +364,11 @@ def sft_workload(w: Workload, cfg) -> None:
 
 
 def stage_workload(sid: str, kind: str, cfg, config, tokenizer, seed: int,
-                   zero_share: float = ZERO_VARIANCE_SHARE, lengths: list[int] | None = None) -> Workload:
+                   zero_share: float = ZERO_VARIANCE_SHARE, lengths: list[int] | None = None,
+                   hard_lengths: list[int] | None = None) -> Workload:
     """The Workload of one stage (`cfg` its typed section) on a model with `config` that writes
-    completions of `lengths` tokens (None or []: unknown, every call runs to max_new_tokens)."""
+    completions of `lengths` tokens (None or []: unknown, every call runs to max_new_tokens), and of
+    `hard_lengths` on an eval's hard split (None: `lengths`)."""
     w = Workload(sid, kind, config, completion_lengths=list(lengths or []))
     if config is None or kind in ("build", "report"):
         return w
@@ -367,7 +377,7 @@ def stage_workload(sid: str, kind: str, cfg, config, tokenizer, seed: int,
     elif kind == "rl":
         rl_workload(w, cfg, tokenizer, seed, zero_share)
     elif kind == "eval":
-        eval_workload(w, cfg, tokenizer, seed)
+        eval_workload(w, cfg, tokenizer, seed, hard_lengths)
     elif kind == "sample":
         sample_workload(w, cfg, tokenizer, seed)
     elif kind == "sft":
@@ -382,10 +392,11 @@ class RecipeInputs:
 
     def __init__(self, recipe):
         self.recipe, self.inputs, self._tokenizers = recipe, stage_inputs(recipe), {}
-        self._lengths: dict[str, list[int]] | None = None
+        self._lengths: dict[str, list[tuple[int, int]]] | None = None
 
-    def completion_lengths(self, sid: str) -> list[int]:
-        """Expected completion lengths of the model stage `sid` reads ([] = unknown: run to the limit).
+    def completion_lengths(self, sid: str, digits: tuple[int, int] | None = None) -> list[int]:
+        """Expected completion lengths of the model stage `sid` reads ([] = unknown: run to the limit), of
+        problems with `digits` (min, max) digits if given and the corpus has such problems.
 
         A pretrain stage's model writes like its corpus; rl and sft keep their input model's lengths,
         except an sft on an earlier `sample` stage's data, which writes like the sampled model; a
@@ -403,7 +414,9 @@ class RecipeInputs:
                     reads = self._lengths[cfg.data]
                 if kind in ("build", "pretrain", "rl", "sft"):
                     made[stage] = last = reads
-        return self._lengths.get(sid, [])
+        pairs = self._lengths.get(sid, [])
+        chosen = [n for d, n in pairs if digits and digits[0] <= d <= digits[1]]
+        return chosen or [n for _, n in pairs]
 
     def config(self, sid: str):
         return (self.inputs.get(sid) or (None, None))[0]
@@ -419,5 +432,7 @@ class RecipeInputs:
     def workload(self, sid: str, cfg=None, zero_share: float = ZERO_VARIANCE_SHARE) -> Workload:
         """Stage `sid`'s workload, with its section replaced by `cfg` if given."""
         cfg = cfg if cfg is not None else self.recipe.sections[sid]
+        hard = (cfg.hard_min_digits, cfg.hard_max_digits) if getattr(cfg, "hard_problems", 0) else None
         return stage_workload(sid, self.recipe.kinds[sid], cfg, self.config(sid), self.tokenizer(sid),
-                              self.recipe.seed, zero_share, self.completion_lengths(sid))
+                              self.recipe.seed, zero_share, self.completion_lengths(sid),
+                              self.completion_lengths(sid, hard) if hard else None)

@@ -268,3 +268,13 @@ def test_budget_forcing_thinks_then_answers_in_two_calls():
         rows, width, new = plain_call
         assert calls == [(rows, width, 8), (rows, width + 10, new)]
     assert w.completions == plain.completions == 50 * 8
+
+
+def test_a_split_of_harder_problems_expects_the_corpus_lengths_of_those_problems(inputs):
+    every, two, three = (inputs.completion_lengths("eval", d) for d in (None, (2, 2), (3, 3)))
+    assert sorted(two + three) == sorted(every) or len(two) + len(three) < len(every)  # 1-digit ones aside
+    assert sum(three) / len(three) > sum(two) / len(two)  # a 3-digit problem's answer is longer
+    assert inputs.completion_lengths("eval", (9, 9)) == every  # none that hard in the corpus: all of them
+    hard = {"hard_problems": 4, "hard_samples": 64, "hard_min_digits": 3, "hard_max_digits": 3}
+    w = RecipeInputs(tiny_recipe(eval=hard)).workload("eval")
+    assert w.round_lengths == [[], three]  # the main items: the stage's lengths; the hard split: 3-digit ones
