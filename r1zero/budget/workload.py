@@ -415,8 +415,12 @@ class RecipeInputs:
                 if kind in ("build", "pretrain", "rl", "sft"):
                     made[stage] = last = reads
         pairs = self._lengths.get(sid, [])
-        chosen = [n for d, n in pairs if digits and digits[0] <= d <= digits[1]]
-        return chosen or [n for _, n in pairs]
+        if not digits:
+            return [n for _, n in pairs]
+        # each digit count as often: the arithmetic task draws them uniformly
+        per_digit = [lengths for d in range(digits[0], digits[1] + 1) if (lengths := [n for e, n in pairs if e == d])]
+        size = max(map(len, per_digit), default=0)
+        return [lengths[i % len(lengths)] for lengths in per_digit for i in range(size)] or [n for _, n in pairs]
 
     def config(self, sid: str):
         return (self.inputs.get(sid) or (None, None))[0]
@@ -433,6 +437,10 @@ class RecipeInputs:
         """Stage `sid`'s workload, with its section replaced by `cfg` if given."""
         cfg = cfg if cfg is not None else self.recipe.sections[sid]
         hard = (cfg.hard_min_digits, cfg.hard_max_digits) if getattr(cfg, "hard_problems", 0) else None
+        options = getattr(cfg, "task_options", None) or {}
+        # rl on the arithmetic task with its digits set: the corpus's lengths on problems of those digits
+        digits = ((options["min_digits"], options["max_digits"]) if self.recipe.kinds[sid] == "rl"
+                  and {"min_digits", "max_digits"} <= set(options) else None)
         return stage_workload(sid, self.recipe.kinds[sid], cfg, self.config(sid), self.tokenizer(sid),
-                              self.recipe.seed, zero_share, self.completion_lengths(sid),
+                              self.recipe.seed, zero_share, self.completion_lengths(sid, digits),
                               self.completion_lengths(sid, hard) if hard else None)

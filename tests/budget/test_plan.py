@@ -278,3 +278,11 @@ def test_a_split_of_harder_problems_expects_the_corpus_lengths_of_those_problems
     hard = {"hard_problems": 4, "hard_samples": 64, "hard_min_digits": 3, "hard_max_digits": 3}
     w = RecipeInputs(tiny_recipe(eval=hard)).workload("eval")
     assert w.round_lengths == [[], three]  # the main items: the stage's lengths; the hard split: 3-digit ones
+
+
+def test_rl_on_set_digits_expects_each_digit_count_as_often():
+    inputs = RecipeInputs(tiny_recipe(task_options={"min_digits": 2, "max_digits": 3}))
+    two, three = (inputs.completion_lengths("rl", (d, d)) for d in (2, 3))
+    mixed = inputs.workload("rl").completion_lengths
+    assert len(mixed) == 2 * max(len(two), len(three)) and set(mixed) == set(two) | set(three)
+    assert inputs.workload("eval").completion_lengths == inputs.completion_lengths("eval")  # no digits set
