@@ -87,7 +87,9 @@ def plan(steps: int, rl_steps: int, problems: int, variants: bool) -> dict[str, 
     torch.set_num_threads(1)
     device = get_device("cpu", threads=1)
     common = ["threads=1", f"pretrain.steps={steps}", "pretrain.checkpoint_every=0", f"eval_base.problems={problems}",
-              f"rl.steps={rl_steps}", "rl.checkpoint_every=0"]
+              f"rl.steps={rl_steps}", "rl.checkpoint_every=0",
+              # the single-stage commands run on one process, without the recipe's hard split
+              "pretrain.processes=1", "eval_base.processes=1", "eval_base.hard_problems=0", "rl.async_level=0"]
     recipe = load_recipe(REPO / "recipes" / "tiny-zero.yaml", ["stages=[build, pretrain, eval_base, rl]", *common])
     plans = {p.stage: p for p in plan_recipe(recipe, device, "float32")}
     for name, extra in VARIANTS.items() if variants else []:

@@ -42,7 +42,9 @@ SECONDS_PER_COMPLETION = {"eval": 0.0011, "sample": 0.0005, "rl": 0.0005}
 # demo's old pretraining, 13.25 s at 1200 x 64 documents and 7.93 s at 1200 x 32, is 2.6 s + 0.14 ms each.
 SECONDS_PER_DOCUMENT = 0.00014
 # A spawned process's start: Python, torch and transformers imported, the model folder loaded (pretrain
-# helpers, eval workers, rl's sampler). Measured: see CPU_WORKER_START_S's line in bench/README.md.
+# helpers, eval workers, rl's sampler), before its first result. The demo's idle run /tmp/runs/T0: rl's step
+# 1 took 5.06 s for 0.55 s of sampling and 0.80 s of training, 3.7 s waiting for the sampler to start; two
+# eval workers starting at once, 4-5 s (measured with r1zero/eval/workers.py, commit 92d1ce8).
 CPU_WORKER_START_S = 4.0
 
 
