@@ -31,8 +31,10 @@ from r1zero.budget.workload import ZERO_VARIANCE_SHARE, RecipeInputs, Workload
 # paid for (SECONDS_PER_DOCUMENT), with the 0.6 s after the meter.
 CPU_STAGE_FIXED_S = {"build": 3.0, "pretrain": 3.2, "eval": 0.4, "rl": 2.5, "report": 0.7}
 CPU_STAGE_FIXED_DEFAULT_S = 2.0
-CPU_LATER_BUILD_S = 0.3  # a second build in one run: what the first imported is loaded (measured 0.2 s)
-CPU_REPORT_S_PER_FIGURE = 0.8  # the report: 0.9 s with one figure (the demo), 1.6 s with two (tiny-r1's claims)
+CPU_LATER_BUILD_S = 0.2  # a second build in one run: what the first imported is loaded (measured 0.17-0.2 s)
+# The report: 0.32-0.49 s with one figure (the demo's idle runs at 92d1ce8), 1.2 s with two (tiny-r1's claims,
+# seed 1, /tmp/h22/r1s1, on a shared machine).
+CPU_REPORT_S_PER_FIGURE = 0.4
 GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
 # CPU seconds per scored completion: answer extraction, the `math` reward (math-verify) and voting in
 # eval (measured 0.0010-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
