@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 # demo's and tiny-tools' RL from their bases (sampled pass@1 ~0.5 at the start, 0.7-0.85 over the run);
 # 0.06-0.12 on an older, weaker base. `r1zero plan --zero-variance-share` sets another.
 ZERO_VARIANCE_SHARE = 0.4
+MIN_DIGIT_SAMPLE = 20  # corpus documents of a digit count needed to take their lengths apart
 
 
 Call = tuple[int, int, int]  # one generate call: (rows, prompt width, max new tokens)
@@ -417,8 +418,10 @@ class RecipeInputs:
         pairs = self._lengths.get(sid, [])
         if not digits:
             return [n for _, n in pairs]
-        # each digit count as often: the arithmetic task draws them uniformly
-        per_digit = [lengths for d in range(digits[0], digits[1] + 1) if (lengths := [n for e, n in pairs if e == d])]
+        # each digit count as often (the arithmetic task draws them uniformly), those the corpus sample has
+        # MIN_DIGIT_SAMPLE documents of (a handful is no distribution: one 123-token document stood for all)
+        per_digit = [lengths for d in range(digits[0], digits[1] + 1)
+                     if len(lengths := [n for e, n in pairs if e == d]) >= MIN_DIGIT_SAMPLE]
         size = max(map(len, per_digit), default=0)
         return [lengths[i % len(lengths)] for lengths in per_digit for i in range(size)] or [n for _, n in pairs]
 
