@@ -3,7 +3,8 @@
 The corpus is arithmetic: worked column-by-column solutions inside `<think>`, some with a slip,
 and some answers given directly. Batch `i` is a pure function of (seed, i), so the data position
 is just the step, and a resumed run sees exactly the batches an uninterrupted one would.
-The held-out evaluation problems are never trained on.
+The held-out evaluation problems are never trained on. With `processes` > 1, helper processes
+compute the gradient of part of each step's micro-batches (r1zero/train/data_parallel.py).
 """
 
 from __future__ import annotations
