@@ -21,7 +21,7 @@ from r1zero.budget.devices import Device
 from r1zero.budget.flops import kv_cache_line, model_counts
 from r1zero.budget.memory import GB, MemoryEstimate, dtype_bytes, estimate_memory
 from r1zero.budget.timing import CostModel, ProbedCPU, Roofline, concurrent_seconds, pool_seconds
-from r1zero.budget.workload import ZERO_VARIANCE_SHARE, RecipeInputs, Workload
+from r1zero.budget.workload import ZERO_VARIANCE_SHARE, Call, RecipeInputs, Workload
 
 # CPU seconds a stage costs outside its metered work (loading and saving models, checkpoints, plots),
 # inside `r1zero run` (the imports come before the first stage): a stage's done.json seconds minus its
@@ -39,6 +39,10 @@ GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
 # CPU seconds per scored completion: answer extraction, the `math` reward (math-verify) and voting in
 # eval (measured 0.0010-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
 SECONDS_PER_COMPLETION = {"eval": 0.0011, "sample": 0.0005, "rl": 0.0005}
+# CPU seconds more per budget-forced answer that carries the rest of its working (`workload.forced_lengths`):
+# math-verify parses the steps, in the reward and in voting. Measured on tiny-r1 seed 1's completions
+# (/tmp/h22/r1s1, scored again alone): think_8's 800, ~70% of them such answers, 4.2 s; think_16-32's, 0.5-1.0 s.
+SECONDS_PER_WORKING_ANSWER = 0.004
 # CPU seconds per pretraining document: written by the corpus, tokenized, sorted into length buckets
 # (`data_parallel.step_pieces`), outside the metered train phase: the "other" phase of idle runs of the
 # demo's old pretraining, 13.25 s at 1200 x 64 documents and 7.93 s at 1200 x 32, is 2.6 s + 0.14 ms each.
@@ -113,12 +117,14 @@ def stage_seconds(w: Workload, costs: CostModel | None, device: Device, fixed: f
         out["train"] = sum(train)
     out["optimizer"] = w.optimizer_steps * costs.optimizer_step() if w.train else 0.0
     out["reference"] = sum(c * costs.forward(s, width) for c, s, width in w.forward)
-    out["scoring"] = w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0.0)
+    out["scoring"] = (w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0.0)
+                      + w.working_answers * SECONDS_PER_WORKING_ANSWER)
     if w.rounds and w.processes > 1:  # the stage's process scores a chunk while the workers generate the next
         out["scoring"] /= w.processes  # ones: its CPU seconds come out of their cores, shared by all of them
 
     def job(calls, lengths) -> float:  # one worker's chunk
-        return sum(costs.generate(s, p, n, lengths or w.completion_lengths) for s, p, n in calls)
+        return sum(costs.generate(c.rows, c.width, c.new, c.lengths or lengths or w.completion_lengths)
+                   for c in (Call(*call) for call in calls))
 
     if w.rounds:
         out["generation"] = sum(pool_seconds([job(calls, lengths) for calls in chunks], w.processes)

@@ -5,12 +5,10 @@ prompt lengths are measured by tokenizing a few real batches (the model folder's
 one a `build` stage in the recipe will train, which is deterministic). What cannot be known before
 running is an assumption, listed in `Workload.notes`:
 
-- a model writes completions as long as those of the corpus it was pretrained on (the tokens after
-  `=` of the corpus's question-answer documents, eos included), and so does a model trained from it
-  by rl or sft, or by sft on what such a model wrote (`completion_lengths`); the lengths give how
-  many decode steps a generate call runs and over how many rows (`timing.decode_work`), and the
-  widths of rl's length pieces. A model with no such lineage (a fresh build, a folder) runs every
-  generate call to `max_new_tokens`;
+- what a model writes after a question (`completions.py`: its corpus's, rl's worked form, under budget
+  forcing) gives how many decode steps a generate call runs and over how many rows
+  (`timing.decode_work`), and the widths of rl's length pieces. A model with no lineage from a corpus
+  (a fresh build, a folder) runs every generate call to `max_new_tokens`;
 - RL with dynamic sampling draws more rounds while groups have equal rewards; with a share z of
   such groups, whether a round runs follows a binomial and what it draws the expected shortfall
   (`expected_draws`); the update's pieces are costed at the full completion width;
@@ -27,18 +25,34 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+from r1zero.budget.completions import (
+    MIN_DIGIT_SAMPLE,
+    Forced,
+    Written,
+    corpus_written,
+    forced_lengths,
+    ramp,
+    worked_form,
+)
 
 # Groups whose G rewards are all equal: measured 0.36-0.57 (mean over 60-200 steps) in five runs of the
 # demo's and tiny-tools' RL from their bases (sampled pass@1 ~0.5 at the start, 0.7-0.85 over the run);
 # 0.06-0.12 on an older, weaker base. `r1zero plan --zero-variance-share` sets another.
 ZERO_VARIANCE_SHARE = 0.4
-MIN_DIGIT_SAMPLE = 20  # corpus documents of a digit count needed to take their lengths apart
 
 
-Call = tuple[int, int, int]  # one generate call: (rows, prompt width, max new tokens)
+class Call(NamedTuple):
+    """One generate call: rows, prompt width, max new tokens, and the rows' completion lengths where they
+    are the call's own (budget forcing's thinking and answer; () = the round's)."""
+
+    rows: int
+    width: int
+    new: int
+    lengths: tuple[int, ...] = ()
 
 
 @dataclass
@@ -54,6 +68,7 @@ class Workload:
     train_tokens: float = 0.0  # real tokens trained on
     train_seq_len: float = 0.0  # their mean sequence length
     completions: int = 0  # generations scored by rewards / verifiers
+    working_answers: int = 0  # of them, budget-forced answers that carry working (slower to verify)
     completion_lengths: list[int] = field(default_factory=list)  # expected tokens per completion; [] = max
     lora_rank: int = 0
     gradient_checkpointing: bool = False
@@ -215,21 +230,6 @@ def pretrain_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
         w.train_ranks = [statistics.mode(ranks[i] for ranks in runs) for i in range(len(w.train))]
 
 
-def corpus_completion_lengths(cfg, tokenizer, seed: int) -> list[tuple[int, int]]:
-    """(digits of the larger operand, tokens after `=` with eos) of the question-answer documents (those with
-    `<answer>`) of four of a pretraining run's batches: what a model pretrained on them writes after a
-    question, by the question's difficulty (the arithmetic task's digits; 0 where the text has no number)."""
-    from r1zero.train.corpus import corpus_batch, lm_batch
-
-    picks = sorted({1, max(1, cfg.steps // 3), max(1, 2 * cfg.steps // 3), cfg.steps})
-    texts = [t for step in picks for t in corpus_batch(cfg, seed, step) if "<answer>" in t and "=" in t]
-    if not texts:
-        return []
-    lengths = (lm_batch(tokenizer, texts, loss_on_prompt=False)["labels"] != -100).sum(-1).tolist()
-    digits = [max(map(len, re.findall(r"\d+", t.split("=", 1)[0])), default=0) for t in texts]
-    return list(zip(digits, lengths))
-
-
 def piece_widths(lengths: list[int], rows: int, pieces: int, cap: int, draws: int = 8) -> list[float]:
     """Expected completion width of each of `pieces` length pieces (shortest first) of `rows` rows whose
     lengths are drawn from `lengths`, each piece cut to its longest row (at most `cap`; [] = all `cap`).
@@ -296,16 +296,20 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
                        "generation counts only where it is the slower side")
 
 
-def chunk_calls(chunks: list[tuple[int, int]], k: int, new: int, greedy: bool, think: int = 0) -> list[list[Call]]:
+def chunk_calls(chunks: list[tuple[int, int]], k: int, new: int, greedy: bool, think: int = 0,
+                forced: Forced | None = None) -> list[list[Call]]:
     """Each chunk of (items, padded prompt width)'s generate calls: k samples per item, then (`greedy`)
     one greedy answer per item, as `r1zero.eval.workers.chunk_generate` makes them. With budget forcing
     (`think`: max_think_tokens, `inference.budget_forced_generate`) each is two calls: the thinking, at
-    most `think` tokens, then the answer after the forced `</think><answer>` (2 tokens), over the rows
-    that have not stopped, which is assumed all of them."""
+    most `think` tokens, then the answer after `</think><answer>` (2 tokens), over every row (one that
+    stopped thinking early answers too), of the `forced` lengths (`forced_lengths`)."""
+    forced = forced or Forced()
+
     def calls(rows: int, width: int) -> list[Call]:
         if not think:
-            return [(rows, width, new)]
-        return [(rows, width, min(think, new)), (rows, width + think + 2, new)]
+            return [Call(rows, width, new)]
+        return [Call(rows, width, min(think, new), forced.thinking),
+                Call(rows, width + think + 2, new, forced.answering)]
 
     return [calls(n * k, width) + (calls(n, width) if greedy else []) for n, width in chunks]
 
@@ -315,33 +319,37 @@ def add_rounds(w: Workload, rounds: list[list[list[Call]]], completions: int, le
     into `generate` and `completions`."""
     w.rounds += rounds
     w.round_lengths += [list(lengths or [])] * len(rounds)
-    w.generate += [(1, *call) for chunks in rounds for calls in chunks for call in calls]
+    w.generate += [(1, *call[:3]) for chunks in rounds for calls in chunks for call in calls]
     w.completions += completions
 
 
-def eval_split(opts, tokenizer, seed: int) -> tuple[list[list[Call]], int]:
-    """(the chunks' calls, completions) of one model on the items `opts` describe (`plan_chunks`)."""
+def eval_split(opts, tokenizer, seed: int, written: list[Written] = ()) -> tuple[list[list[Call]], int, float]:
+    """(the chunks' calls, completions, the share of them whose answer carries working) of one model that
+    writes `written` on the items `opts` describe (`plan_chunks`)."""
     from r1zero.eval.evaluate import load_task_examples, plan_chunks
 
     _, examples = load_task_examples(opts, seed)
     lengths = rendered_lengths(tokenizer, examples, opts.template)
     chunks = [(len(c), max(lengths[i] for i in c)) for c in plan_chunks(lengths, opts)]
-    calls = chunk_calls(chunks, opts.samples, opts.max_new_tokens, opts.greedy, opts.max_think_tokens)
-    return calls, len(examples) * (opts.samples + (1 if opts.greedy else 0))
+    forced = forced_lengths(list(written), opts.max_think_tokens) if opts.max_think_tokens else Forced()
+    calls = chunk_calls(chunks, opts.samples, opts.max_new_tokens, opts.greedy, opts.max_think_tokens, forced)
+    return calls, len(examples) * (opts.samples + (1 if opts.greedy else 0)), forced.working_share
 
 
-def eval_workload(w: Workload, cfg, tokenizer, seed: int, hard_lengths: list[int] | None = None) -> None:
+def eval_workload(w: Workload, cfg, tokenizer, seed: int, written: list[Written],
+                  hard_written: list[Written] | None = None) -> None:
     """The items, prompts and chunks the eval stage will use (its own `plan_chunks`), per model and split,
-    in the order `r1zero.eval.stage.evaluate_models` runs them: every model on the items, then every model
-    on the hard split, whose completions are `hard_lengths` long (the corpus's on problems of its digits)."""
+    in the order `r1zero.eval.stage.evaluate_models` runs them: every model on the items, writing `written`,
+    then every model on the hard split, writing `hard_written` (what it writes on problems of its digits)."""
     from r1zero.eval.evaluate import EvalOptions
 
     opts = EvalOptions.from_config(cfg)
     models = 1 + len(getattr(cfg, "models", []) or [])
-    splits = [(opts, None)] + ([(opts.hard(), hard_lengths)] if opts.hard_problems else [])
-    for split, lengths in splits:
-        calls, completions = eval_split(split, tokenizer, seed)
-        add_rounds(w, [calls] * models, completions * models, lengths)
+    splits = [(opts, None)] + ([(opts.hard(), hard_written)] if opts.hard_problems else [])
+    for split, mine in splits:
+        calls, completions, working = eval_split(split, tokenizer, seed, written if mine is None else mine)
+        add_rounds(w, [calls] * models, completions * models, None if mine is None else [x.tokens for x in mine])
+        w.working_answers += round(working * completions * models)
     w.processes = opts.processes
     if models > 1:  # side by side on the same items; assumed the same size as the first
         w.notes.append(f"{models} models evaluated, each assumed the size of the first")
@@ -365,12 +373,13 @@ def sft_workload(w: Workload, cfg) -> None:
 
 
 def stage_workload(sid: str, kind: str, cfg, config, tokenizer, seed: int,
-                   zero_share: float = ZERO_VARIANCE_SHARE, lengths: list[int] | None = None,
-                   hard_lengths: list[int] | None = None) -> Workload:
-    """The Workload of one stage (`cfg` its typed section) on a model with `config` that writes
-    completions of `lengths` tokens (None or []: unknown, every call runs to max_new_tokens), and of
-    `hard_lengths` on an eval's hard split (None: `lengths`)."""
-    w = Workload(sid, kind, config, completion_lengths=list(lengths or []))
+                   zero_share: float = ZERO_VARIANCE_SHARE, written: list[Written] | None = None,
+                   hard_written: list[Written] | None = None) -> Workload:
+    """The Workload of one stage (`cfg` its typed section) on a model with `config` that writes `written`
+    (None or []: unknown, every call runs to max_new_tokens), and `hard_written` on an eval's hard split
+    (None: `written`)."""
+    written = list(written or [])
+    w = Workload(sid, kind, config, completion_lengths=[x.tokens for x in written])
     if config is None or kind in ("build", "report"):
         return w
     if kind == "pretrain":
@@ -378,7 +387,7 @@ def stage_workload(sid: str, kind: str, cfg, config, tokenizer, seed: int,
     elif kind == "rl":
         rl_workload(w, cfg, tokenizer, seed, zero_share)
     elif kind == "eval":
-        eval_workload(w, cfg, tokenizer, seed, hard_lengths)
+        eval_workload(w, cfg, tokenizer, seed, written, hard_written)
     elif kind == "sample":
         sample_workload(w, cfg, tokenizer, seed)
     elif kind == "sft":
@@ -393,37 +402,44 @@ class RecipeInputs:
 
     def __init__(self, recipe):
         self.recipe, self.inputs, self._tokenizers = recipe, stage_inputs(recipe), {}
-        self._lengths: dict[str, list[tuple[int, int]]] | None = None
+        self._written: dict[str, list[Written]] | None = None
 
-    def completion_lengths(self, sid: str, digits: tuple[int, int] | None = None) -> list[int]:
-        """Expected completion lengths of the model stage `sid` reads ([] = unknown: run to the limit), of
-        problems with `digits` (min, max) digits if given and the corpus has such problems.
+    def written(self, sid: str, digits: tuple[int, int] | None = None) -> list[Written]:
+        """What the model stage `sid` reads writes ([] = unknown: run to the limit), on problems with
+        `digits` (min, max) digits if given and the corpus has such problems; an rl stage's own: `ramp`.
 
-        A pretrain stage's model writes like its corpus; rl and sft keep their input model's lengths,
-        except an sft on an earlier `sample` stage's data, which writes like the sampled model; a
-        build's model (untrained) and a folder have none."""
-        if self._lengths is None:
-            recipe, self._lengths, made, last = self.recipe, {}, {}, []
+        A pretrain stage's model writes like its corpus; rl ends at its input model's `worked_form`; sft
+        keeps its input model's, except an sft on an earlier `sample` stage's data, which writes like the
+        sampled model; a build's model (untrained) and a folder have none."""
+        if self._written is None:
+            recipe, self._written, made, last = self.recipe, {}, {}, []
             for stage in recipe.stages:
                 kind, cfg = recipe.kinds[stage], recipe.sections[stage]
                 ref = getattr(cfg, "model", None)
                 reads = [] if kind == "build" else last if not ref else made.get(ref, [])
-                self._lengths[stage] = reads
+                self._written[stage] = reads
                 if kind == "pretrain":
-                    reads = corpus_completion_lengths(cfg, self.tokenizer(stage), recipe.seed)
+                    reads = corpus_written(cfg, self.tokenizer(stage), recipe.seed)
+                elif kind == "rl":
+                    reads = worked_form(reads)
+                    self._written[stage] = ramp(self._written[stage], reads)
                 elif kind == "sft" and recipe.kinds.get(getattr(cfg, "data", "")) == "sample":
-                    reads = self._lengths[cfg.data]
+                    reads = self._written[cfg.data]
                 if kind in ("build", "pretrain", "rl", "sft"):
                     made[stage] = last = reads
-        pairs = self._lengths.get(sid, [])
+        written = self._written.get(sid, [])
         if not digits:
-            return [n for _, n in pairs]
+            return list(written)
         # each digit count as often (the arithmetic task draws them uniformly), those the corpus sample has
         # MIN_DIGIT_SAMPLE documents of (a handful is no distribution: one 123-token document stood for all)
-        per_digit = [lengths for d in range(digits[0], digits[1] + 1)
-                     if len(lengths := [n for e, n in pairs if e == d]) >= MIN_DIGIT_SAMPLE]
+        per_digit = [mine for d in range(digits[0], digits[1] + 1)
+                     if len(mine := [w for w in written if w.digits == d]) >= MIN_DIGIT_SAMPLE]
         size = max(map(len, per_digit), default=0)
-        return [lengths[i % len(lengths)] for lengths in per_digit for i in range(size)] or [n for _, n in pairs]
+        return [mine[i % len(mine)] for mine in per_digit for i in range(size)] or list(written)
+
+    def completion_lengths(self, sid: str, digits: tuple[int, int] | None = None) -> list[int]:
+        """The tokens of each completion of `written(sid, digits)`."""
+        return [w.tokens for w in self.written(sid, digits)]
 
     def config(self, sid: str):
         return (self.inputs.get(sid) or (None, None))[0]
@@ -445,5 +461,5 @@ class RecipeInputs:
         digits = ((options["min_digits"], options["max_digits"]) if self.recipe.kinds[sid] == "rl"
                   and {"min_digits", "max_digits"} <= set(options) else None)
         return stage_workload(sid, self.recipe.kinds[sid], cfg, self.config(sid), self.tokenizer(sid),
-                              self.recipe.seed, zero_share, self.completion_lengths(sid, digits),
-                              self.completion_lengths(sid, hard) if hard else None)
+                              self.recipe.seed, zero_share, self.written(sid, digits),
+                              self.written(sid, hard) if hard else None)

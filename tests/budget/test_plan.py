@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from r1zero.budget.completions import forced_lengths, worked_form
 from r1zero.budget.devices import Device
 from r1zero.budget.memory import GB
 from r1zero.budget.plan import (
@@ -79,10 +80,11 @@ def test_eval_workload(inputs):
     (chunks,) = w.rounds  # one model, no hard split: one evaluation
     # 50 items, shortest prompts first, at most 256 sequences a call: 32 x 8 samples, then 18 x 8, each
     # chunk followed by its greedy answers (one per item); each call padded to its longest prompt.
-    assert [[(s, n) for s, _, n in calls] for calls in chunks] == [[(256, 32), (32, 32)], [(144, 32), (18, 32)]]
-    assert all(len({p for _, p, _ in calls}) == 1 for calls in chunks) and chunks[0][0][1] <= chunks[1][0][1]
-    assert 4 <= chunks[1][0][1] <= 16 and w.completions == 50 * 9 and not w.train
-    assert w.generate == [(1, *call) for calls in chunks for call in calls] and w.processes == 1
+    assert [[(c.rows, c.new) for c in calls] for calls in chunks] == [[(256, 32), (32, 32)], [(144, 32), (18, 32)]]
+    assert all(len({c.width for c in calls}) == 1 for calls in chunks) and chunks[0][0].width <= chunks[1][0].width
+    assert 4 <= chunks[1][0].width <= 16 and w.completions == 50 * 9 and not w.train
+    assert all(c.lengths == () for calls in chunks for c in calls)  # the stage's lengths
+    assert w.generate == [(1, *call[:3]) for calls in chunks for call in calls] and w.processes == 1
 
 
 def test_pretrain_and_rl_workloads(inputs):
@@ -104,10 +106,12 @@ def test_pretrain_and_rl_workloads(inputs):
 
 
 def test_completion_lengths_follow_the_corpus_down_the_lineage(inputs):
-    """The pretrained model writes like its corpus (tokens after `=`, eos included); eval and rl read
-    that model, so they expect the same lengths; the build stage's untrained model has none."""
+    """The pretrained model writes like its corpus (tokens after `=`, eos included); eval reads that
+    model, so it expects the same lengths, and rl starts from them; the build stage's untrained model has
+    none."""
     corpus = inputs.completion_lengths("eval")
-    assert corpus and inputs.completion_lengths("rl") == corpus and inputs.completion_lengths("pretrain") == []
+    assert corpus and inputs.completion_lengths("pretrain") == []
+    assert inputs.completion_lengths("rl")[: len(corpus)] == corpus
     assert 2 <= min(corpus) and max(corpus) <= 80  # a direct answer ... a worked 3-digit product
     w = inputs.workload("eval")
     assert w.completion_lengths == corpus and w.mean_new(32) <= 32
@@ -234,7 +238,7 @@ def test_eval_workers_share_the_chunks_and_the_hard_split_follows():
     hard = {"hard_problems": 6, "hard_samples": 64, "hard_min_digits": 4, "hard_max_digits": 4}
     w = RecipeInputs(tiny_recipe(eval=hard)).workload("eval")
     main, extra = w.rounds  # the items, then the hard split
-    assert [[s for s, _, _ in calls] for calls in extra] == [[256, 4], [128, 2]]  # 4 items x 64 a chunk, greedy
+    assert [[c.rows for c in calls] for calls in extra] == [[256, 4], [128, 2]]  # 4 items x 64 a chunk, greedy
     assert w.completions == 50 * 9 + 6 * 65 and len(w.generate) == 2 * (len(main) + len(extra))
     costs = FakeCosts()
     one, two = ({p.stage: p for p in plan_recipe(tiny_recipe(eval={**hard, "processes": n}), CPU,
@@ -264,10 +268,12 @@ def test_budget_forcing_thinks_then_answers_in_two_calls():
     w = RecipeInputs(tiny_recipe(eval={"max_think_tokens": 8, "greedy": False})).workload("eval")
     plain = RecipeInputs(tiny_recipe(eval={"greedy": False})).workload("eval")
     # each chunk: its rows think for at most 8 tokens, then answer after `</think><answer>` (2 tokens)
+    forced = forced_lengths(RecipeInputs(tiny_recipe()).written("eval"), 8)
     for calls, (plain_call,) in zip(w.rounds[0], plain.rounds[0]):
-        rows, width, new = plain_call
-        assert calls == [(rows, width, 8), (rows, width + 10, new)]
+        rows, width, new, _ = plain_call
+        assert calls == [(rows, width, 8, forced.thinking), (rows, width + 10, new, forced.answering)]
     assert w.completions == plain.completions == 50 * 8
+    assert w.working_answers == round(forced.working_share * 400)
 
 
 def test_a_split_of_harder_problems_expects_the_corpus_lengths_of_those_problems(inputs):
@@ -286,3 +292,14 @@ def test_rl_on_set_digits_expects_each_digit_count_as_often():
     mixed = inputs.workload("rl").completion_lengths
     assert len(mixed) == 2 * max(len(two), len(three)) and set(mixed) == set(two) | set(three)
     assert inputs.workload("eval").completion_lengths == inputs.completion_lengths("eval")  # no digits set
+
+
+# ---- what a model writes down the lineage ------------------------------------------------------------
+
+def test_rl_ends_at_the_worked_form_and_costs_the_way_there():
+    inputs = RecipeInputs(tiny_recipe())
+    before, after = inputs.written("rl"), inputs.written("report")  # rl's own, then what its model writes
+    base = inputs.written("eval")
+    assert after == worked_form(base) and sorted(before) == sorted(base + after)  # from the base's, to worked
+    mean = [sum(w.tokens for w in x) / len(x) for x in (base, before, after)]
+    assert mean[0] < mean[1] < mean[2]
