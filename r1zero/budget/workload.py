@@ -91,13 +91,21 @@ class Workload:
             return 0
         return counts.lora_params(self.lora_rank) if self.lora_rank else counts.params
 
-    def mean_new(self, new: int) -> float:
-        """Expected tokens a completion of at most `new` tokens has."""
-        lengths = self.completion_lengths
+    def mean_new(self, new: int, lengths: list[int] | tuple[int, ...] = ()) -> float:
+        """Expected tokens a completion of at most `new` tokens has, of `lengths` (default: the stage's)."""
+        lengths = lengths or self.completion_lengths
         return sum(min(n, new) for n in lengths) / len(lengths) if lengths else new
 
+    def generated(self) -> list[tuple[int, int, int, float]]:
+        """(count, rows, prompt width, expected new tokens) of the generate calls, each of its own lengths."""
+        if not self.rounds:
+            return [(c, s, p, self.mean_new(n)) for c, s, p, n in self.generate]
+        return [(1, call.rows, call.width, self.mean_new(call.new, call.lengths or lengths))
+                for chunks, lengths in zip(self.rounds, self.round_lengths, strict=True)
+                for calls in chunks for call in calls]
+
     def generated_tokens(self) -> float:
-        return sum(c * s * (p + self.mean_new(n)) for c, s, p, n in self.generate)
+        return sum(c * s * (p + new) for c, s, p, new in self.generated())
 
     def model_flops(self) -> dict[str, float]:
         from r1zero.budget.flops import causal_context, model_counts
@@ -105,8 +113,8 @@ class Workload:
         counts = model_counts(self.config)
         out = {"train": counts.train_flops(self.train_tokens, causal_context(self.train_seq_len), self.lora_rank)
                         * (2 if self.critic else 1),  # the critic trains on the same tokens
-               "generation": sum(counts.forward_flops(c * s * (p + self.mean_new(n)), causal_context(p + self.mean_new(n)))
-                                 for c, s, p, n in self.generate),
+               "generation": sum(counts.forward_flops(c * s * (p + new), causal_context(p + new))
+                                 for c, s, p, new in self.generated()),
                "reference": sum(counts.forward_flops(c * s * w, causal_context(w)) for c, s, w in self.forward)}
         return {k: v for k, v in out.items() if v}
 
