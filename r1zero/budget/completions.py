@@ -117,20 +117,24 @@ def forced_lengths(written: list[Written], think: int) -> Forced:
     A row whose thinking (its tokens before `</think>`) is shorter stops at its `</think>`, then writes
     `<answer>` and its answer. A row cut at `think` gets `</think><answer>` and answers as its corpus
     answers, its answer alone: what its working has reached. Unless the budget is under one column of
-    working (`column_tokens`): the model has reached nothing, and it works on inside its answer to the end
-    of its usual completion. Seen in tiny-r1 seed 1 (/tmp/h22/r1s1): its first column's working takes 11-15
-    tokens (`<think>` included) and the plan's column 15.6; forced at 16, 24 and 32 tokens the model wrote
-    5-6 tokens more, its answer; forced at 8, 70% of rows went on working (26 tokens more on average)."""
+    working (`column_tokens`): its working has reached nothing, the corpus never answers from there, and
+    what a model does then is its own: it answers anyway, or works on inside its answer to the end of its
+    usual completion. The plan, not knowing, counts each as often. Seen in tiny-r1 (its first
+    column takes 11-15 tokens, `<think>` included; the plan's column is 15.6): forced at 16, 24 and 32
+    tokens, both seeds' models wrote their answer alone (5-8 tokens more); forced at 8, 70% of seed 1's
+    rows worked on (/tmp/h22/r1s1, 26 tokens more on average), 3% of seed 0's (/tmp/h21/r1s0)."""
     column = column_tokens(worked_form(written))
-    thinking, answering, working = [], [], 0
+    thinking, answering, lost = [], [], 0  # answering: two per row, its two ways (mostly the same)
     for w in written:
         thought = w.tokens - w.answer - 2  # `</think><answer>` before the answer
         if thought < think:
             thinking.append(thought + 1)  # the call stops on its `</think>`
-            answering.append(w.answer + 1)
+            answering += [w.answer + 1] * 2
+        elif column and think < column:
+            thinking.append(think)
+            answering += [w.tokens - think, w.answer]
+            lost += 1
         else:
             thinking.append(think)
-            works_on = bool(column) and think < column
-            answering.append(w.tokens - think if works_on else w.answer)
-            working += works_on
-    return Forced(tuple(thinking), tuple(answering), working / max(len(written), 1))
+            answering += [w.answer] * 2
+    return Forced(tuple(thinking), tuple(answering), lost / 2 / max(len(written), 1))
