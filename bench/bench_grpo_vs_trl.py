@@ -6,8 +6,8 @@
 
 Sides: `r1zero` (async_level 0), `r1zero-async` (async_level 1: generation in a second process, one
 thread, overlapping the update; its generation figures are the worker's `seconds_generation`, its CPU
-time and memory the two processes' together, read from /proc at each step end, so its peak is the sum
-of the two peaks), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
+time and memory the two processes' together, read from /proc at each step end: its peak RSS is the sum
+of the two peaks, its peak physical memory counts the pages they share once), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
 (TRL's update in micro-batches the size of r1zero's pieces, B*G / length_buckets = 32 rows,
 `gradient_accumulation_steps` 4 so one optimizer step still covers the B*G completions, and one
 generation of B*G per optimizer step, so TRL still skips its old-log-prob forward): memory then compares
@@ -21,7 +21,12 @@ for first-call allocations and lazy imports and is shown apart):
   optimizer), and generation-only tokens/s over the `generate` calls alone;
 - the same two rates per second of process CPU time: on a shared machine the wall clock mostly
   measures the neighbours, CPU time much less so;
-- peak RSS (`VmHWM`) as of the last step's end and at exit, and RSS once imports are done.
+- peak RSS (`VmHWM`) as of the last step's end and at exit, and RSS once imports are done;
+- peak physical memory: the peak RSS as of the last step's end, less the pages that the side's processes
+  share (`shared_mb`, read once at that end): r1zero-async's worker is forked from the learner and shares
+  its libraries and heap until one side writes a page, which a sum of RSS counts twice. Shared pages only
+  become fewer as the run goes on (a written page is copied), so the figure read at the end is the fewest,
+  and the peak an upper bound. For a one-process side it is its peak RSS.
 
 Fairness: both sides get the same model folder loaded the same way (`r1zero.models.io.load_model`;
 `--trl-loads-folder` lets TRL load the path itself), the same B prompts per step in the same order
@@ -70,12 +75,16 @@ class Timings:
     worker_pid: int | None = None  # r1zero-async: the rollout worker, whose CPU time and memory count too
     worker_peak_mb: float = 0.0
 
-    def end_step(self) -> None:
+    shared_mb: float = 0.0  # pages both processes map, read at the last step's end
+
+    def end_step(self, last: bool = False) -> None:
         self.step_ends.append(time.perf_counter())
         self.step_cpu.append(time.process_time() + (process_cpu_s(self.worker_pid) if self.worker_pid else 0.0))
         if self.worker_pid:
             self.worker_peak_mb = memory_mb("VmHWM", self.worker_pid)
         self.loop_peak_mb = memory_mb("VmHWM") + self.worker_peak_mb
+        if last:  # after the last timed step: costs no step any time
+            self.shared_mb = shared_mb([os.getpid()] + ([self.worker_pid] if self.worker_pid else []))
 
     def figures(self, lengths: list[float], n: int) -> dict:
         """Steady state is steps 2..N: step 1 pays for first-call allocations and lazy imports."""
@@ -89,7 +98,8 @@ class Timings:
                 "gen_tokens_per_s": tokens / sum(self.gen_wall[1:]), "tokens_per_cpu_s": tokens / cpu,
                 "gen_tokens_per_cpu_s": tokens / sum(self.gen_cpu[1:]) if self.gen_cpu else float("nan"),
                 "gen_share": sum(self.gen_wall[1:]) / wall,
-                "loop_peak_rss_mb": self.loop_peak_mb, "peak_rss_mb": memory_mb("VmHWM") + self.worker_peak_mb}
+                "loop_peak_rss_mb": self.loop_peak_mb, "peak_rss_mb": memory_mb("VmHWM") + self.worker_peak_mb,
+                "peak_physical_mb": self.loop_peak_mb - self.shared_mb}
 
 
 def memory_mb(key: str, pid: int | str = "self") -> float:
@@ -98,6 +108,32 @@ def memory_mb(key: str, pid: int | str = "self") -> float:
     mark), so it would read this bench's parent rather than the side."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split(f"{key}:")[1].split()[0]) / 1024  # kB
+
+
+def shared_mb(pids: list[int]) -> float:
+    """MB that the processes' RSS counts more than once: their summed `VmRSS` minus the distinct physical
+    pages they map (from /proc/PID/pagemap; page frame numbers need root, else this reads 0). One process: ~0.
+    A forked worker shares the learner's libraries and untouched heap pages, which summed RSS counts twice."""
+    import numpy as np
+
+    frames = []
+    for pid in pids:
+        with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for line in maps:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                if lo >= 1 << 47:  # the kernel's vsyscall page
+                    continue
+                pagemap.seek(lo // PAGE * 8)
+                entries = np.frombuffer(pagemap.read((hi - lo) // PAGE * 8), dtype=np.uint64)
+                present = entries[(entries >> np.uint64(63)) == 1]  # bit 63: in RAM; bits 0-54: the frame
+                frames.append(present & np.uint64((1 << 55) - 1))
+    distinct = np.unique(np.concatenate(frames))
+    if not distinct.any():  # not root: frame numbers read as 0
+        return 0.0
+    return sum(memory_mb("VmRSS", pid) for pid in pids) - len(distinct) * PAGE / 2**20
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def process_cpu_s(pid: int) -> float:
@@ -184,7 +220,7 @@ def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
     inner = rl.step_metrics
 
     def stamped(*a, **kw):
-        timings.end_step()
+        timings.end_step(last=len(timings.step_ends) + 1 == args.steps)
         return inner(*a, **kw)
 
     rl.step_metrics = stamped
@@ -223,8 +259,8 @@ def run_trl(args, work: Path, timings: Timings) -> list[float]:
     lengths: list[float] = []
 
     class Stamp(TrainerCallback):
-        def on_step_end(self, *_, **__):
-            timings.end_step()
+        def on_step_end(self, _args, state, *_, **__):
+            timings.end_step(last=state.global_step == cfg.steps)
 
         def on_log(self, _args, _state, _control, logs=None, **__):
             if logs and "completions/mean_length" in logs:
@@ -281,10 +317,10 @@ COLUMNS = {  # key -> (header, format)
     "cpu_s_per_step": ("CPU s/step", "{:.2f}"), "tokens_per_cpu_s": ("tok/CPU-s", "{:.0f}"),
     "gen_tokens_per_cpu_s": ("gen tok/CPU-s", "{:.0f}"), "gen_share": ("gen share", "{:.0%}"),
     "rss_imports_mb": ("RSS after imports MB", "{:.0f}"), "loop_peak_rss_mb": ("peak RSS steps MB", "{:.0f}"),
-    "peak_rss_mb": ("peak RSS MB", "{:.0f}"),
+    "peak_rss_mb": ("peak RSS MB", "{:.0f}"), "peak_physical_mb": ("peak physical MB", "{:.0f}"),
 }
 RATIOS = ["s_per_step", "tokens_per_s", "gen_tokens_per_s", "cpu_s_per_step", "tokens_per_cpu_s",
-          "gen_tokens_per_cpu_s", "loop_peak_rss_mb", "peak_rss_mb"]
+          "gen_tokens_per_cpu_s", "loop_peak_rss_mb", "peak_rss_mb", "peak_physical_mb"]
 
 
 def markdown_row(cells) -> str:

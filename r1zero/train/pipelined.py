@@ -6,9 +6,13 @@ learner trains: step t's batch is sampled with the weights handed over after ste
 weights for t <= k+1), a fixed lag whatever the speeds, so a run is a pure function of its seed. Order is
 kept by one request queue, read by the worker in turn: weights after step v, then "sample step v+1+k".
 
-The worker is a second process (spawned; its own copy of the policy; `threads` torch threads, so the
-learner and the sampler each keep one core busy), or a thread when the sampler's compute already lives
-elsewhere (the ray pool's actors: the thread only waits on them). Weights are copied to the CPU before
+The worker is a second process (its own copy of the policy; `threads` torch threads, so the learner and
+the sampler each keep one core busy), or a thread when the sampler's compute already lives elsewhere (the
+ray pool's actors: the thread only waits on them). The process is forked where everything runs on the
+CPU on one torch thread (`start_method="fork"`): it then shares the learner's imported libraries and modules, page for page,
+until one side writes them (~225 MB that a spawned worker imports again). The garbage collector is frozen
+from the fork until `close` (CPython's gc.freeze), so that neither side's collections write to, and so
+copy, every object alive at the fork. CUDA cannot be forked, nor libgomp's thread pool: with a GPU, vLLM or more threads the worker is spawned. Weights are copied to the CPU before
 they are queued, since the learner goes on changing its own tensors in place.
 
 A checkpoint after step t holds the batches of steps t+1..t+k, already sampled with weights it does not
@@ -24,6 +28,7 @@ keeps runs reproducible; weights go through a queue (shared memory), not an NCCL
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import queue
 import threading
@@ -74,7 +79,8 @@ class RolloutsAhead:
 
     sampler = None  # the loop's weight check has nothing in this process to compare
 
-    def __init__(self, lag: int, total: int, make_step_fn: Callable | None = None, step_fn=None, threads: int = 1):
+    def __init__(self, lag: int, total: int, make_step_fn: Callable | None = None, step_fn=None, threads: int = 1,
+                 start_method: str = "spawn"):
         self.lag, self.total = lag, total
         self.ready: dict[int, tuple[Any, int]] = {}  # step -> (batch, version of the weights it was sampled with)
         self.versions: dict[int, int] = {}  # requested, not yet received: step -> weights version
@@ -86,13 +92,17 @@ class RolloutsAhead:
             self.worker = threading.Thread(target=serve, args=(lambda: step_fn, self.requests, self.results),
                                            daemon=True, name="rollouts-ahead")
         else:
-            mp = torch.multiprocessing.get_context("spawn")
+            mp = torch.multiprocessing.get_context(start_method)
             self.requests, self.results = mp.Queue(), mp.Queue()
             self.worker = mp.Process(target=serve, args=(make_step_fn, self.requests, self.results, os.getpid(),
                                                          threads), daemon=True, name="rollouts-ahead")
+        self.frozen = start_method == "fork"
+        if self.frozen:  # neither side's collector touches (and so copies) what they share, until close()
+            gc.collect()
+            gc.freeze()
         self.worker.start()  # a process loads its model while the learner's process sets up
         # A run that stops on an error never calls close: the worker is told to stop once this object is gone.
-        self.stop_when_gone = weakref.finalize(self, self.requests.put, ("stop",))
+        self.stop_when_gone = weakref.finalize(self, let_go, self.requests, self.frozen)
 
     def checkpoint_objects(self) -> dict:
         return {"rollouts_ahead": self}
@@ -164,6 +174,16 @@ class RolloutsAhead:
         elif self.worker.is_alive():
             self.worker.terminate()
             self.worker.join()
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+
+
+def let_go(requests, frozen: bool) -> None:
+    """A dropped pipeline's last act: the worker stops, and the collector sees the learner's objects again."""
+    requests.put(("stop",))
+    if frozen:
+        gc.unfreeze()
 
 
 def cpu_copy(state: dict) -> dict:

@@ -256,8 +256,12 @@ def make_rollouts(cfg: RLConfig, ctx: StageContext, model, tokenizer, score) -> 
         return InTurn(step_sampler)
     if remote:
         return RolloutsAhead(cfg.async_level, cfg.steps, step_fn=step_sampler)
+    # Fork only what forks safely: no CUDA, no vLLM, and no OpenMP thread pool to inherit (a forked
+    # child that enters libgomp's parallel region waits forever on the parent's threads).
+    forkable = (ctx.device == "cpu" and cfg.sampler == "hf" and not torch.cuda.is_initialized()
+                and torch.get_num_threads() == 1)
     return RolloutsAhead(cfg.async_level, cfg.steps, make_step_fn=partial(worker_step_sampler, cfg, ctx),
-                         threads=torch.get_num_threads())
+                         threads=torch.get_num_threads(), start_method="fork" if forkable else "spawn")
 
 
 def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:

@@ -1,13 +1,14 @@
 """async_level: rollouts sampled k policy versions behind the learner (r1zero.train.pipelined, r1zero.train.rl).
 
 The pipeline tests run a small step function whose batch records the weights it was sampled with and how
-many steps it had sampled before (its own state, as the curriculum is), in a thread and in a spawned
-process, with random delays on both sides: the lag is fixed whatever the speeds. The RL tests run the real
+many steps it had sampled before (its own state, as the curriculum is), in a thread and in a spawned or
+forked process, with random delays on both sides: the lag is fixed whatever the speeds. The RL tests run the real
 stage: the worker process samples what the in-process sampler would, step t with the policy of step t-k, a
 run is a function of its seed, and a SIGKILLed async run resumes bit-exactly.
 """
 
 import json
+import os
 import random
 import subprocess
 import time
@@ -62,9 +63,11 @@ def weights(version: int) -> dict:
 
 
 def ahead(lag: int, total: int, where: str, **options) -> RolloutsAhead:
+    """`where`: "thread", "process" (spawned) or "fork"."""
     if where == "thread":
         return RolloutsAhead(lag, total, step_fn=VersionedSteps(**options))
-    return RolloutsAhead(lag, total, make_step_fn=partial(VersionedSteps, **options))
+    return RolloutsAhead(lag, total, make_step_fn=partial(VersionedSteps, **options),
+                         start_method="fork" if where == "fork" else "spawn")
 
 
 def drive(rollouts, steps, done: int = 0) -> list[tuple]:
@@ -78,7 +81,7 @@ def drive(rollouts, steps, done: int = 0) -> list[tuple]:
     return out
 
 
-@pytest.mark.parametrize(("where", "lag"), [("thread", 1), ("thread", 2), ("process", 2)])
+@pytest.mark.parametrize(("where", "lag"), [("thread", 1), ("thread", 2), ("process", 2), ("fork", 2)])
 def test_step_t_is_sampled_with_the_weights_after_step_t_minus_1_minus_k(where, lag):
     rollouts = ahead(lag, 7, where)
     try:
@@ -88,7 +91,7 @@ def test_step_t_is_sampled_with_the_weights_after_step_t_minus_1_minus_k(where, 
     assert got == [((t, max(0, t - 1 - lag), t - 1), min(t - 1, lag)) for t in range(1, 8)]
 
 
-@pytest.mark.parametrize("where", ["thread", "process"])
+@pytest.mark.parametrize("where", ["thread", "process", "fork"])
 def test_a_checkpoint_holds_the_batches_ahead_and_a_resumed_pipeline_repeats_the_rest(where):
     lag, total, cut = 2, 8, 3
     straight = ahead(lag, total, where)
@@ -162,9 +165,29 @@ def metric_rows(stage_dir) -> list[dict]:
             for line in (stage_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_the_worker_samples_step_t_with_the_policy_of_step_t_minus_k(tmp_path):
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the recipes run: the RL stage then forks its worker (more threads: spawned)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_worker_samples_step_t_with_the_policy_of_step_t_minus_k(tmp_path, threads):
     """async_level 1: step 1 as in turn (same weights, same seed), step 2 from the initial policy again
-    (the in-process sampler on the base model), every later step one update behind; the weights moved."""
+    (the in-process sampler on the base model), every later step one update behind; the weights moved.
+    One thread forks the worker, two spawn it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        check_worker_samples_with_the_lagged_policy(tmp_path)
+    finally:
+        torch.set_num_threads(before)
+
+
+def check_worker_samples_with_the_lagged_policy(tmp_path):
     base = build_tiny(tmp_path / "base")
     cfg = RLConfig(steps=3, async_level=1, **FAST)
     ctx = StageContext(tmp_path, tmp_path / "a1" / "rl", "rl", 0, base, resume=False)
@@ -188,7 +211,7 @@ def test_the_worker_samples_step_t_with_the_policy_of_step_t_minus_k(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_same_seed_gives_the_same_weights_with_async_on(tmp_path):
+def test_the_same_seed_gives_the_same_weights_with_async_on(tmp_path, one_thread):
     base = build_tiny(tmp_path / "base")
     outs = [run_rl(RLConfig(steps=4, async_level=2, loss="cispo", **FAST),
                    StageContext(tmp_path, tmp_path / name / "rl", "rl", 0, base, resume=False)) for name in "ab"]
@@ -249,18 +272,42 @@ def test_the_ray_pool_samples_ahead_as_a_worker_process_does(tmp_path):
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
-def test_a_pipeline_dropped_without_close_stops_its_worker():
-    """A run that stops on an error never reaches close(): the worker must not wait on forever."""
+@pytest.mark.parametrize("where", ["thread", "fork"])
+def test_a_pipeline_dropped_without_close_stops_its_worker(where):
+    """A run that stops on an error never reaches close(): the worker must not wait on forever, and a fork's
+    frozen collector is thawed."""
     import gc
 
-    rollouts = ahead(1, 5, "thread")
+    rollouts = ahead(1, 5, where)
     rollouts.start(0, weights(0))
     rollouts.get(1)
+    assert gc.get_freeze_count() > 0 if where == "fork" else gc.get_freeze_count() == 0
     worker = rollouts.worker
     del rollouts
     gc.collect()
     worker.join(timeout=10)
     assert not worker.is_alive()
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_forked_worker_shares_the_learners_pages():
+    """The point of forking: the worker maps the learner's imported libraries and heap rather than copies;
+    pages both processes map, from /proc/PID/pagemap (bench/bench_grpo_vs_trl.py's count)."""
+    from bench.bench_grpo_vs_trl import shared_mb
+
+    shared = {}
+    for where in ("process", "fork"):
+        rollouts = ahead(1, 3, where)
+        try:
+            rollouts.start(0, weights(0))
+            rollouts.get(1)
+            shared[where] = shared_mb([os.getpid(), rollouts.worker.pid])
+        finally:
+            rollouts.close()
+    if shared["fork"] == 0:
+        pytest.skip("page frame numbers in /proc/PID/pagemap need root")
+    # Both map torch's libraries; only the fork also shares torch's ~140 MB of heap set up at import.
+    assert shared["fork"] > shared["process"] + 80, shared
 
 
 @pytest.mark.slow
