@@ -26,10 +26,11 @@ from r1zero.budget.workload import ZERO_VARIANCE_SHARE, Call, RecipeInputs, Work
 # CPU seconds a stage costs outside its metered work (loading and saving models, checkpoints, plots),
 # inside `r1zero run` (the imports come before the first stage): a stage's done.json seconds minus its
 # budget.json phases, medians over 9-14 demo and tiny-tools runs on the 2-core machine (build: its whole
-# time, tokenizer training included, 2.4-8.0 s wall, the least loaded 2.4-2.9 s; eval 0.15-0.9 s;
+# time, tokenizer training included: the median of the six demo runs of 2026-12-03 18:50-19:47, 2.0-2.5 s
+# wall, at the corpus code of then; earlier code took 2.4-2.9 s on the least loaded runs); eval 0.15-0.9 s;
 # rl 0.6-7 s; report 0.3-1.0 s). pretrain: what is left of its "other" phase once its documents are
 # paid for (SECONDS_PER_DOCUMENT), with the 0.6 s after the meter.
-CPU_STAGE_FIXED_S = {"build": 3.0, "pretrain": 3.2, "eval": 0.4, "rl": 2.5, "report": 0.7}
+CPU_STAGE_FIXED_S = {"build": 2.3, "pretrain": 3.2, "eval": 0.4, "rl": 2.5, "report": 0.7}
 CPU_STAGE_FIXED_DEFAULT_S = 2.0
 CPU_LATER_BUILD_S = 0.2  # a second build in one run: what the first imported is loaded (measured 0.17-0.2 s)
 # The report: 0.32-0.49 s with one figure (the demo's idle runs at 92d1ce8), 1.2 s with two (tiny-r1's claims,
