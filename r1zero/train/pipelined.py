@@ -9,11 +9,12 @@ kept by one request queue, read by the worker in turn: weights after step v, the
 The worker is a second process (its own copy of the policy; `threads` torch threads, so the learner and
 the sampler each keep one core busy), or a thread when the sampler's compute already lives elsewhere (the
 ray pool's actors: the thread only waits on them). The process is forked where everything runs on the
-CPU on one torch thread (`start_method="fork"`): it then shares the learner's imported libraries and modules, page for page,
-until one side writes them (~225 MB that a spawned worker imports again). The garbage collector is frozen
-from the fork until `close` (CPython's gc.freeze), so that neither side's collections write to, and so
-copy, every object alive at the fork. CUDA cannot be forked, nor libgomp's thread pool: with a GPU, vLLM or more threads the worker is spawned. Weights are copied to the CPU before
-they are queued, since the learner goes on changing its own tensors in place.
+CPU on one torch thread (`start_method="fork"`): it then shares the learner's imported libraries and
+heap, page for page, until one side writes them (~190 MB that a spawned worker holds again). The garbage
+collector is frozen from the fork until `close` (CPython's gc.freeze), so that neither side's collections
+write to, and so copy, every object alive at the fork. CUDA cannot be forked, nor libgomp's thread pool:
+with a GPU, vLLM or more threads the worker is spawned. Weights are copied to the CPU before they are
+queued, since the learner goes on changing its own tensors in place.
 
 A checkpoint after step t holds the batches of steps t+1..t+k, already sampled with weights it does not
 keep, and the sampling side's state (the curriculum) after them; a resumed run restores them, hands the
@@ -72,7 +73,7 @@ class InTurn:
 class RolloutsAhead:
     """async_level `lag` >= 1: a worker samples steps ahead; `get(t)` returns step t's batch and its lag.
 
-    Give either `make_step_fn` (picklable: builds the step function in a spawned process) or `step_fn`
+    Give either `make_step_fn` (picklable: builds the step function in the worker process) or `step_fn`
     (run by a thread in this process). A step function is called with the step and has
     `update_weights(state)`, `state_dict()`, `load_state_dict(state)` and `checkpoint_objects()`.
     """
