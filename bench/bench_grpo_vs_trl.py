@@ -2,12 +2,13 @@
 
     python bench/bench_grpo_vs_trl.py [--model DIR] [--prompts-per-step 16] [--group-size 8]
         [--max-new-tokens 48] [--steps 8] [--checkpointing off|on|both] [--rounds 1] [--threads 1]
-        [--sides r1zero r1zero-async trl trl-micro]
+        [--sides r1zero r1zero-async r1zero-async-pieces trl trl-micro]
 
 Sides: `r1zero` (async_level 0), `r1zero-async` (async_level 1: generation in a second process, one
 thread, overlapping the update; its generation figures are the worker's `seconds_generation`, its CPU
 time and memory the two processes' together, read from /proc at each step end: its peak RSS is the sum
-of the two peaks, its peak physical memory counts the pages they share once), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
+of the two peaks, its peak physical memory counts the pages they share once), `r1zero-async-pieces` (the same,
+with `worker_pieces` 1: the worker computes the gradient of one of the update's four pieces after sampling), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
 (TRL's update in micro-batches the size of r1zero's pieces, B*G / length_buckets = 32 rows,
 `gradient_accumulation_steps` 4 so one optimizer step still covers the B*G completions, and one
 generation of B*G per optimizer step, so TRL still skips its old-log-prob forward): memory then compares
@@ -57,8 +58,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SIDES = ("r1zero", "r1zero-async", "trl", "trl-micro")
-OURS, THEIRS = SIDES[:2], SIDES[2:]
+SIDES = ("r1zero", "r1zero-async", "r1zero-async-pieces", "trl", "trl-micro")
+OURS, THEIRS = SIDES[:3], SIDES[3:]
+WORKER_PIECES = 1  # r1zero-async-pieces: of the update's LENGTH_BUCKETS pieces, the rollout worker computes this many
 LENGTH_BUCKETS = 4  # r1zero's default: each micro-step runs in this many pieces
 
 
@@ -208,7 +210,8 @@ def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
     from r1zero.stages import StageContext
     from r1zero.train import pipelined, rl
 
-    async_level = int(args.worker == "r1zero-async")
+    async_level = int(args.worker.startswith("r1zero-async"))
+    worker_pieces = WORKER_PIECES if args.worker == "r1zero-async-pieces" else 0
     start = pipelined.RolloutsAhead.start
 
     def watched(self, *a, **kw):  # the worker process's CPU time and memory count as the side's
@@ -226,7 +229,7 @@ def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
     rl.step_metrics = stamped
     stage = work / "rl"
     stage.mkdir(parents=True)
-    rl.run_rl(replace(rl_config(args), async_level=async_level),
+    rl.run_rl(replace(rl_config(args), async_level=async_level, worker_pieces=worker_pieces),
               StageContext(work, stage, "rl", 0, args.model, resume=False))
     rows = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
     if async_level:  # generation ran in the worker: its own timer (wall only), from the start of the run

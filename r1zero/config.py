@@ -287,6 +287,12 @@ class RLConfig:
                               "ratio_max (with one minibatch and one epoch; decoupled_ppo: behav_weight_mean/max); "
                               "clip_frac_low and clip_frac_high",
                            "verl one-step-off, prime-rl, AReaL", bounds='[0, inf)')
+    worker_pieces: int = doc(0, "async_level >= 1 with a worker process: the rollout worker computes the gradient of "
+                                "the update's this many shortest pieces (of length_buckets) after sampling, on the "
+                                "weights the update starts from (the last it was handed); the learner adds them to "
+                                "its own. 0 = the learner computes every piece. Needs one optimizer step per RL step "
+                                "(num_iterations, minibatches, grad_accum 1), one learner, no critic",
+                             bounds='[0, inf)')
     tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
                               "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",
                          "Yao et al. 2025, TIS", bounds='[0, inf)')

@@ -38,7 +38,7 @@ the minibatch shuffle is seeded by (seed, step), so each step draws its own perm
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -111,6 +111,7 @@ class LocalLearner:
         self.seed, self.device = seed, next(model.parameters()).device
         self.share_prompts = not (strategy == "fsdp2" and world > 1)  # one forward per piece under FSDP
         self.loss_fn, self.loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
+        self.helper, self.helper_pieces = None, 0  # see `lend_pieces`
         self.ref_model = (load_model(model_dir, device=str(self.device)) if self.loss_cfg.beta > 0 and not cfg.lora
                           else None)
         if strategy == "fsdp2" and world > 1:
@@ -129,6 +130,11 @@ class LocalLearner:
             self.critic = Critic(model_dir, str(self.device), cfg.gradient_checkpointing)
             self.critic_optimizer, self.critic_scheduler = adamw(self.critic, cfg.critic_lr, cfg.weight_decay,
                                                                  *schedule)
+
+    def lend_pieces(self, helper, pieces: int) -> None:
+        """Have `helper` (the rollout worker: `send_gradient`, `receive_gradient`) compute the gradient of each
+        micro-step's `pieces` shortest pieces, on weights equal to this policy's before the step."""
+        self.helper, self.helper_pieces = helper, pieces
 
     def step(self, batch: RolloutBatch, step: int = 0) -> dict:
         """`num_iterations` epochs over `minibatches` shuffled minibatches, each `grad_accum` micro-steps.
@@ -164,13 +170,22 @@ class LocalLearner:
                         raise UserError(f"a micro-batch of {len(micro_idx)} rows cannot be split over {self.world} "
                                         f"learners; lower minibatches or grad_accum, or use fewer learners")
                     mine = micro_idx[self.rank :: self.world]  # this rank's rows of the micro-batch
-                    for rows in length_pieces(kept[mine], cfg.length_buckets, len(micro_idx) // self.world):
+                    pieces = length_pieces(kept[mine], cfg.length_buckets, len(micro_idx) // self.world)
+                    # The rollout worker (`worker_pieces`) takes the shortest pieces: it samples first.
+                    theirs = [self.piece_work(batch, token_inputs, ref_logp, mine[rows], minibatch_mask, loss_cfg)
+                              for rows in pieces[: self.helper_pieces]]
+                    for work in theirs:
+                        self.helper.send_gradient(work)
+                    for rows in pieces[len(theirs) :]:
                         weight, metrics = self.piece_backward(batch, token_inputs, ref_logp, mine[rows],
                                                               minibatch_mask, loss_cfg)
                         if self.critic:
                             metrics |= self.critic_backward(batch, targets, mine[rows], minibatch_mask)
-                        for k, v in metrics.items():  # weighted as the loss is: the minibatch's value
-                            sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
+                        add_metrics(sums, metrics, weight)
+                    for work in theirs:  # added after this process's own, in piece order: deterministic
+                        grads, metrics = self.helper.receive_gradient()
+                        add_gradients(self.model, grads)
+                        add_metrics(sums, metrics, work.weight)
                 if self.world > 1 and self.strategy == "ddp":
                     average_gradients(self.model, self.world)
                 grad_norm = optimizer_step(self.model, self.optimizer, self.scheduler, cfg.grad_clip)
@@ -187,20 +202,19 @@ class LocalLearner:
     def piece_backward(self, batch: RolloutBatch, token_inputs: dict, ref_logp, idx: torch.Tensor,
                        minibatch_mask: torch.Tensor, loss_cfg) -> tuple[float, dict[str, float]]:
         """Backward of rows `idx`' loss, weighted by their share of the minibatch's normaliser: (weight, metrics)."""
-        cfg = self.cfg
+        work = self.piece_work(batch, token_inputs, ref_logp, idx, minibatch_mask, loss_cfg)
+        return work.weight, work.backward(self.model)
+
+    def piece_work(self, batch: RolloutBatch, token_inputs: dict, ref_logp, idx: torch.Tensor,
+                   minibatch_mask: torch.Tensor, loss_cfg) -> PieceWork:
+        """Rows `idx`' loss inputs, cut to their longest completion, and their weight in the minibatch's loss."""
         piece = batch.select(idx).trimmed()
         T = piece.completion_mask.shape[1]
-        logp, entropy = completion_logprobs(self.model, piece, cfg.temperature, with_entropy=True,
-                                            share_prompts=self.share_prompts)
-        ref = None if ref_logp is None else ref_logp[idx, :T]  # (n, T)
-        extra = {k: v[idx, :T] for k, v in token_inputs.items()}  # per-token loss inputs (N, T) -> (n, T)
-        loss, metrics = self.loss_fn(logp, piece.old_logp, ref, piece.adv, piece.completion_mask, loss_cfg, **extra)
         # The ranks' gradients are averaged, hence `world` times this rank's share.
         weight = self.world * shard_share(loss_cfg.aggregation, minibatch_mask, piece.completion_mask)
-        (loss * weight).backward()
-        metrics["loss"] = loss.item()
-        metrics["entropy"] = entropy[piece.completion_mask].mean().item() if piece.completion_mask.any() else 0.0
-        return weight, metrics
+        return PieceWork(piece, {k: v[idx, :T] for k, v in token_inputs.items()},  # (N, T) -> (n, T)
+                         None if ref_logp is None else ref_logp[idx, :T], weight, self.cfg.loss, loss_cfg,
+                         self.cfg.temperature, self.share_prompts)
 
     @torch.no_grad()
     def with_token_advantages(self, batch: RolloutBatch) -> tuple[RolloutBatch, tuple, dict]:
@@ -271,6 +285,58 @@ class LocalLearner:
 
     def close(self) -> None:
         pass
+
+
+@dataclass
+class PieceWork:
+    """One piece of an update: what its loss needs and its weight in the minibatch's loss. Picklable: the
+    rollout worker computes some pieces' gradients (`rl.worker_pieces`)."""
+
+    piece: RolloutBatch
+    extra: dict  # per-token loss inputs (n, T): token_weight (TIS), prox_logp (decoupled PPO)
+    ref: torch.Tensor | None  # (n, T) reference log-probs (beta > 0)
+    weight: float
+    loss: str
+    loss_cfg: object
+    temperature: float
+    share_prompts: bool
+
+    def backward(self, model) -> dict[str, float]:
+        """Add this piece's weighted loss gradient to `model`'s; its metrics."""
+        piece = self.piece
+        logp, entropy = completion_logprobs(model, piece, self.temperature, with_entropy=True,
+                                            share_prompts=self.share_prompts)
+        loss, metrics = LOSSES.get(self.loss)(logp, piece.old_logp, self.ref, piece.adv, piece.completion_mask,
+                                              self.loss_cfg, **self.extra)
+        (loss * self.weight).backward()
+        metrics["loss"] = loss.item()
+        metrics["entropy"] = entropy[piece.completion_mask].mean().item() if piece.completion_mask.any() else 0.0
+        return metrics
+
+    def gradients(self, model) -> tuple[list[torch.Tensor | None], dict[str, float]]:
+        """(this piece's gradient of each of `model`'s parameters, None where it has none; metrics), computed
+        on `model` and taken off it: the rollout worker's side of `worker_pieces`."""
+        params = list(model.parameters())
+        for p in params:
+            p.grad = None
+        metrics = self.backward(model)
+        grads = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        return grads, metrics
+
+
+def add_metrics(sums: dict[str, float], metrics: dict[str, float], weight: float) -> None:
+    """Sum a piece's metrics weighted as its loss is (the minibatch's value); maxima for *_max."""
+    for k, v in metrics.items():
+        sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
+
+
+def add_gradients(model, grads: list[torch.Tensor | None]) -> None:
+    """Add gradients computed elsewhere (`PieceWork.gradients`) to `model`'s, parameter by parameter."""
+    for p, g in zip(model.parameters(), grads, strict=True):
+        if g is not None:
+            p.grad = g.clone() if p.grad is None else p.grad.add_(g)
 
 
 def batch_to(batch: RolloutBatch, device) -> RolloutBatch:

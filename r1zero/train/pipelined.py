@@ -16,6 +16,12 @@ write to, and so copy, every object alive at the fork. CUDA cannot be forked, no
 with a GPU, vLLM or more threads the worker is spawned. Weights are copied to the CPU before they are
 queued, since the learner goes on changing its own tensors in place.
 
+The worker also lends its idle time to the update (`rl.worker_pieces`): the last weights it was handed are
+those step t's update starts from (it samples step t+k with them), so after sampling it can compute the
+gradient of some of step t's pieces on its own copy; the learner adds them to its own, after its own and
+in piece order, so the sum is the same every run (not bit-equal to one process computing every piece: the
+float additions come in another order).
+
 A checkpoint after step t holds the batches of steps t+1..t+k, already sampled with weights it does not
 keep, and the sampling side's state (the curriculum) after them; a resumed run restores them, hands the
 worker step t's weights, and asks for step t+k+1: what the killed run would have sampled, bit for bit.
@@ -87,6 +93,7 @@ class RolloutsAhead:
         self.versions: dict[int, int] = {}  # requested, not yet received: step -> weights version
         self.version = self.requested = self.received = 0
         self.step_state: dict | None = None  # the step function's state after the last received step
+        self.gradients: list[tuple] = []  # (grads, metrics) of update pieces, in the order asked
         self.step_fn = step_fn
         if step_fn is not None:
             self.requests, self.results = queue.Queue(), queue.Queue()
@@ -136,6 +143,17 @@ class RolloutsAhead:
         self.requests.put(("weights", cpu_copy(weights)))
         self.request_up_to(step + 1 + self.lag)
 
+    def send_gradient(self, work) -> None:
+        """Ask for a piece of the current update (`learner.PieceWork`): after the batches already asked for,
+        on the weights handed over last, which are the ones the learner's update starts from."""
+        self.requests.put(("gradient", work))
+
+    def receive_gradient(self) -> tuple:
+        """The oldest asked-for piece's (gradients, metrics)."""
+        while not self.gradients:
+            self.receive()
+        return self.gradients.pop(0)
+
     def receive(self) -> None:
         while True:
             try:
@@ -152,6 +170,9 @@ class RolloutsAhead:
         if message[0] == "error":
             _, text, user_error = message
             raise (UserError if user_error else RuntimeError)(text)
+        if message[0] == "gradient":
+            self.gradients.append(message[1:])
+            return
         _, step, batch, state = message
         self.ready[step] = (batch, self.versions.pop(step))
         self.received, self.step_state = step, state
@@ -203,7 +224,8 @@ def next_request(requests, parent_pid: int | None):
 
 
 def serve(make_step_fn: Callable, requests, results, parent_pid: int | None = None, threads: int = 0) -> None:
-    """The worker's loop: requests in order (weights, state, sample step, stop); batches and errors out."""
+    """The worker's loop: requests in order (weights, state, sample step, gradient of an update piece, stop);
+    batches, gradients and errors out."""
     try:
         if threads:  # a process of its own; a thread shares the learner's setting
             torch.set_num_threads(threads)
@@ -214,6 +236,8 @@ def serve(make_step_fn: Callable, requests, results, parent_pid: int | None = No
                 step_fn.update_weights(arg)
             elif kind == "state":
                 step_fn.load_state_dict(arg)
+            elif kind == "gradient":
+                results.put(("gradient", *step_fn.gradient(arg)))
             else:
                 batch = step_fn(arg)
                 results.put(("sampled", arg, batch, copy.deepcopy(step_fn.state_dict())))

@@ -214,6 +214,10 @@ class StepSampler:
     def update_weights(self, state: dict) -> None:
         self.sampler.update_weights(state)
 
+    def gradient(self, work) -> tuple:
+        """A piece of the learner's update (`rl.worker_pieces`) on the sampler's copy of the policy."""
+        return work.gradients(self.sampler.model)
+
     def checkpoint_objects(self) -> dict:
         return {"curriculum": self.curriculum} if self.curriculum else {}
 
@@ -242,6 +246,21 @@ def worker_step_sampler(cfg: RLConfig, ctx: StageContext) -> StepSampler:
     model, tokenizer = setup_policy(cfg, ctx.model, ctx.device), load_tokenizer(ctx.model)
     return make_step_sampler(cfg, ctx, tokenizer, make_sampler(cfg.sampler, model, tokenizer, ctx.model,
                                                                cfg.sampler_options))
+
+
+def check_worker_pieces(cfg: RLConfig, on_ray: bool, critic: bool) -> None:
+    """`worker_pieces` needs a worker process holding the update's starting weights and one optimizer step."""
+    if not cfg.worker_pieces:
+        return
+    why = ("async_level 0 (no worker)" if not cfg.async_level else
+           "the sampler or the learners on Ray (no worker process)" if on_ray else
+           f"{cfg.worker_pieces} of length_buckets {cfg.length_buckets} (the learner must keep one)"
+           if cfg.worker_pieces >= cfg.length_buckets else
+           "several optimizer steps per RL step (the worker holds the weights of the first only)"
+           if max(cfg.num_iterations, cfg.minibatches, cfg.grad_accum) > 1 else
+           "a critic (it trains in the learner's process)" if critic else "")
+    if why:
+        raise UserError(f"rl.worker_pieces={cfg.worker_pieces} cannot be used with {why}; set worker_pieces: 0")
 
 
 def make_rollouts(cfg: RLConfig, ctx: StageContext, model, tokenizer, score) -> InTurn | RolloutsAhead:
@@ -278,6 +297,8 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
         raise UserError(f"rl.cluster.check_weights compares the sampler's weights with the learner's after each "
                         f"update, but with async_level={cfg.async_level} the sampler is meant to lag; set one of "
                         "them off")
+    check_worker_pieces(cfg, learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False),
+                        bool(getattr(advantage_fn, "token_advantages", None)))
     on_ray = learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False)
     started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
     learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,
@@ -285,6 +306,8 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
                if learners_on_ray else LocalLearner(cfg, model, ctx.model, seed=ctx.seed))
     score = RayRewardScorer(cluster.reward_resources) if on_ray else score_in_process
     rollouts = make_rollouts(cfg, ctx, model, tokenizer, score)
+    if cfg.worker_pieces:
+        learner.lend_pieces(rollouts, cfg.worker_pieces)
     meter = StageMeter(model.config, stage=ctx.stage_id, lora_rank=cfg.lora_rank if cfg.lora else 0)
     samples_path = ctx.stage_dir / "samples.jsonl"
     state = {**learner.checkpoint_objects(), **rollouts.checkpoint_objects()}

@@ -158,6 +158,13 @@ def test_bad_async_settings_are_one_clear_error(tmp_path):
     cfg = RLConfig(steps=2, async_level=1, cluster={"check_weights": True}, **FAST)
     with pytest.raises(UserError, match="check_weights .* async_level=1"):
         run_rl(cfg, StageContext(tmp_path, tmp_path / "rl", "rl", 0, base, resume=False))
+    for settings, why in [({"async_level": 0}, "async_level 0"),
+                          ({"async_level": 1, "length_buckets": 1}, "learner must keep one"),
+                          ({"async_level": 1, "minibatches": 2}, "several optimizer steps"),
+                          ({"async_level": 1, "advantage": "gae"}, "a critic")]:
+        cfg = RLConfig(steps=2, worker_pieces=1, **{**FAST, **settings})
+        with pytest.raises(UserError, match=f"rl.worker_pieces=1 cannot be used with .*{why}"):
+            run_rl(cfg, StageContext(tmp_path, tmp_path / "rl", "rl", 0, base, resume=False))
 
 
 def metric_rows(stage_dir) -> list[dict]:
@@ -210,10 +217,30 @@ def check_worker_samples_with_the_lagged_policy(tmp_path):
     assert all(torch.isfinite(b[n]).all() for n in b) and any(not torch.equal(a[n], b[n]) for n in a)
 
 
-@pytest.mark.slow
-def test_the_same_seed_gives_the_same_weights_with_async_on(tmp_path, one_thread):
+def test_the_worker_computes_update_pieces_as_the_learner_would(tmp_path, one_thread):
+    """worker_pieces 1 of 2: the worker computes the shorter piece's gradient on the weights the update starts
+    from. Steps 1 and 2 are sampled alike (the base's weights), so the two runs' metrics and weights agree up
+    to the order of float additions; a gradient on other weights, or a piece lost, would move them by ~lr."""
     base = build_tiny(tmp_path / "base")
-    outs = [run_rl(RLConfig(steps=4, async_level=2, loss="cispo", **FAST),
+    rows, weights = {}, {}
+    for n in (0, 1):
+        out = run_rl(RLConfig(steps=2, async_level=1, length_buckets=2, worker_pieces=n, **FAST),
+                     StageContext(tmp_path, tmp_path / f"w{n}" / "rl", "rl", 0, base, resume=False))
+        rows[n], weights[n] = metric_rows(tmp_path / f"w{n}" / "rl"), load_file(out / "model.safetensors")
+    for a, b in zip(rows[0], rows[1], strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    first = load_file(base / "model.safetensors")
+    assert any((weights[1][n] - first[n]).abs().max() > 1e-4 for n in first)  # it learnt
+    assert max((weights[0][n] - weights[1][n]).abs().max().item() for n in first) < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pieces", [{}, {"length_buckets": 2, "worker_pieces": 1}], ids=["learner", "worker_pieces"])
+def test_the_same_seed_gives_the_same_weights_with_async_on(tmp_path, one_thread, pieces):
+    base = build_tiny(tmp_path / "base")
+    outs = [run_rl(RLConfig(steps=4, async_level=2, loss="cispo", **FAST, **pieces),
                    StageContext(tmp_path, tmp_path / name / "rl", "rl", 0, base, resume=False)) for name in "ab"]
     a, b = (load_file(out / "model.safetensors") for out in outs)
     assert all(torch.equal(a[n], b[n]) for n in a)
@@ -221,11 +248,13 @@ def test_the_same_seed_gives_the_same_weights_with_async_on(tmp_path, one_thread
 
 
 @pytest.mark.slow
-def test_sigkilled_async_rl_resumes_bit_exact(tmp_path):
+@pytest.mark.parametrize("pieces", [[], ["length_buckets=2", "worker_pieces=1"]], ids=["learner", "worker_pieces"])
+def test_sigkilled_async_rl_resumes_bit_exact(tmp_path, pieces):
     """As tests/train/test_rl.py's resume test, with async_level=1 and the curriculum: the checkpoint at step 6
-    holds step 7's batch, sampled with step 5's weights, and the curriculum after it."""
+    holds step 7's batch, sampled with step 5's weights, and the curriculum after it. With worker_pieces the
+    resumed worker computes step 7's piece on step 6's weights."""
     model_dir = build_tiny(tmp_path / "m")
-    extra = [*CURRICULUM, "async_level=1", "loss=decoupled_ppo"]
+    extra = [*CURRICULUM, "async_level=1", "loss=decoupled_ppo", *pieces]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(rl_cmd(model_dir, straight, *extra), check=True, capture_output=True, timeout=300)
     ckpt = killed / "rl" / "checkpoints" / "step-6" / "state.pt"
