@@ -110,7 +110,8 @@ class LocalLearner:
         self.cfg, self.model, self.rank, self.world, self.strategy = cfg, model, rank, world, strategy
         self.seed, self.device = seed, next(model.parameters()).device
         self.share_prompts = not (strategy == "fsdp2" and world > 1)  # one forward per piece under FSDP
-        self.loss_fn, self.loss_cfg = LOSSES.get(cfg.loss), loss_config(cfg.loss, **cfg.loss_options)
+        LOSSES.get(cfg.loss)  # an unknown loss fails here, before any sampling (PieceWork looks it up by name)
+        self.loss_cfg = loss_config(cfg.loss, **cfg.loss_options)
         self.helper, self.helper_pieces = None, 0  # see `lend_pieces`
         self.ref_model = (load_model(model_dir, device=str(self.device)) if self.loss_cfg.beta > 0 and not cfg.lora
                           else None)
