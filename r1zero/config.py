@@ -291,7 +291,7 @@ class RLConfig:
                                 "the update's this many shortest pieces (of length_buckets) after sampling, on the "
                                 "weights the update starts from (the last it was handed); the learner adds them to "
                                 "its own. 0 = the learner computes every piece. Needs one optimizer step per RL step "
-                                "(num_iterations, minibatches, grad_accum 1), one learner, no critic",
+                                "(num_iterations, minibatches, grad_accum 1), one learner, the hf sampler, no critic",
                              bounds='[0, inf)')
     tis_cap: float = doc(0.0, "truncated importance sampling: old log-probs from a trainer forward pass, each "
                               "token's loss weighted by min(pi_trainer / pi_sampler, tis_cap); 0 = off",

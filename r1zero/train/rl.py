@@ -55,6 +55,7 @@ from r1zero.eval.metrics import has_recheck, reasons, well_formed
 from r1zero.models.io import load_tokenizer, save_model_folder
 from r1zero.rollout import make_sampler, sampler_class
 from r1zero.rollout.base import SamplingParams
+from r1zero.rollout.hf import HFSampler
 from r1zero.rollout.multiturn import make_multiturn, tool_figures
 from r1zero.stages import StageContext
 from r1zero.tasks.curriculum import Curriculum
@@ -254,6 +255,8 @@ def check_worker_pieces(cfg: RLConfig, on_ray: bool, critic: bool) -> None:
         return
     why = ("async_level 0 (no worker)" if not cfg.async_level else
            "the sampler or the learners on Ray (no worker process)" if on_ray else
+           f"sampler {cfg.sampler!r} (the worker computes on the hf sampler's model)"
+           if not issubclass(sampler_class(cfg.sampler), HFSampler) else
            f"{cfg.worker_pieces} of length_buckets {cfg.length_buckets} (the learner must keep one)"
            if cfg.worker_pieces >= cfg.length_buckets else
            "several optimizer steps per RL step (the worker holds the weights of the first only)"
@@ -297,9 +300,8 @@ def run_rl(cfg: RLConfig, ctx: StageContext) -> Path:
         raise UserError(f"rl.cluster.check_weights compares the sampler's weights with the learner's after each "
                         f"update, but with async_level={cfg.async_level} the sampler is meant to lag; set one of "
                         "them off")
-    check_worker_pieces(cfg, learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False),
-                        bool(getattr(advantage_fn, "token_advantages", None)))
     on_ray = learners_on_ray or getattr(sampler_class(cfg.sampler), "needs_ray", False)
+    check_worker_pieces(cfg, on_ray, bool(getattr(advantage_fn, "token_advantages", None)))
     started_ray = on_ray and C.connect(cluster, ctx.stage_dir)
     learner = (RayLearnerGroup(cfg, model, ctx.model, ctx.seed, cfg.learners, cluster.strategy,
                                cluster.learner_resources)

@@ -161,7 +161,8 @@ def test_bad_async_settings_are_one_clear_error(tmp_path):
     for settings, why in [({"async_level": 0}, "async_level 0"),
                           ({"async_level": 1, "length_buckets": 1}, "learner must keep one"),
                           ({"async_level": 1, "minibatches": 2}, "several optimizer steps"),
-                          ({"async_level": 1, "advantage": "gae"}, "a critic")]:
+                          ({"async_level": 1, "advantage": "gae"}, "a critic"),
+                          ({"async_level": 1, "sampler": "tests.train.test_async:VersionedSteps"}, "hf sampler")]:
         cfg = RLConfig(steps=2, worker_pieces=1, **{**FAST, **settings})
         with pytest.raises(UserError, match=f"rl.worker_pieces=1 cannot be used with .*{why}"):
             run_rl(cfg, StageContext(tmp_path, tmp_path / "rl", "rl", 0, base, resume=False))
