@@ -7,7 +7,12 @@ broadcast over its tokens by the loss.
 Where these depart from their papers:
 - `grpo` (DeepSeekMath, Shao et al. 2024) divides by the *sample* standard deviation of the group
   (Bessel-corrected, `torch.std` default), as TRL and verl do; the paper just says "std". A group
-  whose rewards are all equal gets advantage 0 (not NaN), and so does a group of one (G = 1).
+  whose rewards are all equal gets advantage exactly 0 (not NaN), and so does a group of one (G = 1).
+- Every group-centred estimator centres with `_centred`, which sets a group of equal rewards to exactly 0.
+  Plain `r - mean(r)` does not: the float32 mean of eight rewards of 0.1 is off by an ulp, and dividing that
+  by a std of ~1e-8 plus eps gave every completion of the group -0.0074 (rewards of 1.2: +0.106), a push
+  on completions that carried no signal; TRL's `(r - mean) / (std + 1e-4)` has the same rounding.
+  Exact zeros also let the learner skip those rows (`rl.skip_zero_advantage`).
 - `reinforce_pp` (REINFORCE++ with a group baseline, Hu 2025; verl's `reinforce_plus_plus_baseline`)
   subtracts the group mean, then divides by the sample std of those centred values over the whole
   batch. The paper also subtracts the batch mean; after group centring it is exactly 0, so we skip it.
@@ -59,6 +64,17 @@ def _as_groups(rewards: Tensor) -> Tensor:
     return rewards if rewards.is_floating_point() else rewards.to(torch.float32)
 
 
+def _centred(rewards: Tensor) -> Tensor:
+    """(B, G) `r - mean(group)`, exactly 0 for a group whose rewards are all equal (see the module docstring).
+
+    >>> rewards = torch.full((1, 8), 0.1)
+    >>> bool((rewards - rewards.mean(dim=1, keepdim=True)).abs().max() > 0), _centred(rewards).abs().max().item()
+    (True, 0.0)
+    """
+    equal = (rewards == rewards[:, :1]).all(dim=1, keepdim=True)  # (B, 1)
+    return torch.where(equal, 0.0, rewards - rewards.mean(dim=1, keepdim=True))  # (B, G)
+
+
 @ADVANTAGES.register("grpo")
 def grpo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
     """GRPO: `(r - mean(group)) / (std(group) + eps)`, sample std.
@@ -67,7 +83,7 @@ def grpo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
     tensor([[ 0.8660,  0.8660, -0.8660, -0.8660]])
     """
     rewards = _as_groups(rewards)  # (B, G)
-    centred = rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+    centred = _centred(rewards)  # (B, G)
     std = _sample_std(rewards, dim=1, keepdim=True)  # (B, 1)
     return centred / (std + cfg.eps)  # (B, G)
 
@@ -81,7 +97,7 @@ def dr_grpo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
     tensor([[ 0.2500,  0.2500,  0.2500, -0.7500]])
     """
     rewards = _as_groups(rewards)  # (B, G)
-    return rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+    return _centred(rewards)  # (B, G)
 
 
 @ADVANTAGES.register("rloo")
@@ -97,7 +113,7 @@ def rloo_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
     g = rewards.shape[1]
     if g < 2:
         raise UserError(f"advantage 'rloo' needs at least 2 samples per prompt; got {g}")
-    return (rewards - rewards.mean(dim=1, keepdim=True)) * (g / (g - 1))  # (B, G)
+    return _centred(rewards) * (g / (g - 1))  # (B, G)
 
 
 @ADVANTAGES.register("reinforce_pp")
@@ -112,7 +128,7 @@ def reinforce_pp_advantages(rewards: Tensor, cfg: AdvantageConfig) -> Tensor:
             [ 0.0000,  0.0000]])
     """
     rewards = _as_groups(rewards)  # (B, G)
-    centred = rewards - rewards.mean(dim=1, keepdim=True)  # (B, G)
+    centred = _centred(rewards)  # (B, G)
     return centred / (_sample_std(centred) + cfg.eps)  # (B, G) / ()
 
 

@@ -71,6 +71,20 @@ def test_equal_rewards_and_single_samples_give_zero_not_nan(name):
 
 
 @pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+def test_equal_rewards_give_exactly_zero_whatever_float_rounding_does_to_the_mean(name):
+    # A group of eight 0.1s has a float32 mean an ulp off 0.1: r - mean(r) was ~1e-8, and grpo's
+    # division by (std ~1e-8) + eps turned that into -0.0074 for every completion of the group.
+    fn = ADVANTAGES.get(name)
+    values = [0.1, 0.2, 0.3, 0.7, 1.1, 1.2, 1.3, 2.1, 0.55]
+    for g in range(2, 17):
+        rewards = torch.tensor(values).unsqueeze(1).expand(-1, g)  # (9, G): each group all equal
+        assert torch.equal(fn(rewards, CFG), torch.zeros(len(values), g)), (name, g)
+    mixed = torch.tensor([[0.1] * 7 + [1.1], [0.1] * 8])  # one group with signal beside an equal one
+    adv = fn(mixed, CFG)
+    assert adv[0].abs().min() > 0.1 and torch.equal(adv[1], torch.zeros(8))
+
+
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
 def test_every_estimator_is_zero_mean_per_group_and_accepts_int_rewards(name):
     adv = ADVANTAGES.get(name)(torch.tensor([[1, 0, 0], [1, 1, 0]]), CFG)
     assert adv.dtype == torch.float32 and adv.shape == (2, 3)
