@@ -1,14 +1,17 @@
 """GRPO step: r1zero's `run_rl` vs TRL's `GRPOTrainer`, same model, prompts and shapes, on CPU.
 
     python bench/bench_grpo_vs_trl.py [--model DIR] [--prompts-per-step 16] [--group-size 8]
-        [--max-new-tokens 48] [--steps 8] [--checkpointing off|on|both] [--rounds 1] [--threads 1]
-        [--sides r1zero r1zero-async r1zero-async-pieces trl trl-micro]
+        [--max-new-tokens 48] [--natural-length] [--steps 8] [--checkpointing off|on|both] [--rounds 1] [--threads 1]
+        [--sides r1zero r1zero-async r1zero-async-pieces r1zero-async-all-rows trl trl-micro]
 
 Sides: `r1zero` (async_level 0), `r1zero-async` (async_level 1: generation in a second process, one
 thread, overlapping the update; its generation figures are the worker's `seconds_generation`, its CPU
 time and memory the two processes' together, read from /proc at each step end: its peak RSS is the sum
 of the two peaks, its peak physical memory counts the pages they share once), `r1zero-async-pieces` (the same,
-with `worker_pieces` 1: the worker computes the gradient of one of the update's four pieces after sampling), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
+with `worker_pieces` 1: the worker computes the gradient of one of the update's four pieces after sampling),
+`r1zero-async-all-rows` (r1zero-async with `skip_zero_advantage` off: the update also runs the rows of groups
+whose rewards are all equal, whose gradient is exactly 0, as TRL does; the other r1zero sides leave them out,
+r1zero's default), `trl` (one 128-row micro-batch per optimizer step, as before) and `trl-micro`
 (TRL's update in micro-batches the size of r1zero's pieces, B*G / length_buckets = 32 rows,
 `gradient_accumulation_steps` 4 so one optimizer step still covers the B*G completions, and one
 generation of B*G per optimizer step, so TRL still skips its old-log-prob forward): memory then compares
@@ -23,6 +26,8 @@ for first-call allocations and lazy imports and is shown apart):
 - the same two rates per second of process CPU time: on a shared machine the wall clock mostly
   measures the neighbours, CPU time much less so;
 - peak RSS (`VmHWM`) as of the last step's end and at exit, and RSS once imports are done;
+- the share of groups whose rewards were all equal (steps 2..N; r1zero's `zero_variance_groups`, TRL's
+  `frac_reward_zero_std`): rows whose advantage is 0, which r1zero's update leaves out by default;
 - peak physical memory: the peak RSS as of the last step's end, less the pages that the side's processes
   share (`shared_mb`, read once at that end): r1zero-async's worker is forked from the learner and shares
   its libraries and heap until one side writes a page, which a sum of RSS counts twice. Shared pages only
@@ -38,7 +43,11 @@ generation_batch_size = B*G`, no accumulation, so like r1zero it skips the old-l
 MoE aux loss, no dynamic sampling, no checkpoints, the same torch thread count, and gradient
 checkpointing set alike (r1zero's default is off, TRL's on: `--checkpointing both` runs each).
 Both generate exactly `max_new_tokens` per completion: the model folder's generation config (and
-TRL's `generation_kwargs`) sets `min_new_tokens` to it, and the table shows the mean length.
+TRL's `generation_kwargs`) sets `min_new_tokens` to it, and the table shows the mean length. Forced to run
+on past its answer, the demo's base gets most groups' rewards all equal (84% of groups with its 48 tokens),
+more than an RL run sees (36-57% in the demo's runs); `--natural-length` drops `min_new_tokens` on both
+sides, so completions end where the model ends them (lengths then differ a little between sides: compare
+tokens/s).
 Generation time is timed by one wrapper: around TRL's `GenerationMixin.generate`, and around
 r1zero's `HFSampler.generate` (token ids in, rollouts out: it also counts decoding the texts), since
 r1zero decodes DeepSeek-V3 in its own loop (r1zero.rollout.decode) rather than through `generate`.
@@ -58,8 +67,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SIDES = ("r1zero", "r1zero-async", "r1zero-async-pieces", "trl", "trl-micro")
-OURS, THEIRS = SIDES[:3], SIDES[3:]
+SIDES = ("r1zero", "r1zero-async", "r1zero-async-pieces", "r1zero-async-all-rows", "trl", "trl-micro")
+OURS, THEIRS = SIDES[:4], SIDES[4:]
 WORKER_PIECES = 1  # r1zero-async-pieces: of the update's LENGTH_BUCKETS pieces, the rollout worker computes this many
 LENGTH_BUCKETS = 4  # r1zero's default: each micro-step runs in this many pieces
 
@@ -88,7 +97,7 @@ class Timings:
         if last:  # after the last timed step: costs no step any time
             self.shared_mb = shared_mb([os.getpid()] + ([self.worker_pid] if self.worker_pid else []))
 
-    def figures(self, lengths: list[float], n: int) -> dict:
+    def figures(self, lengths: list[float], n: int, equal: list[float]) -> dict:
         """Steady state is steps 2..N: step 1 pays for first-call allocations and lazy imports."""
         steps = len(self.step_ends)
         tokens = sum(lengths[1:]) * n  # completion tokens of steps 2..N
@@ -99,7 +108,7 @@ class Timings:
                 "cpu_s_per_step": cpu / (steps - 1), "tokens_per_s": tokens / wall,
                 "gen_tokens_per_s": tokens / sum(self.gen_wall[1:]), "tokens_per_cpu_s": tokens / cpu,
                 "gen_tokens_per_cpu_s": tokens / sum(self.gen_cpu[1:]) if self.gen_cpu else float("nan"),
-                "gen_share": sum(self.gen_wall[1:]) / wall,
+                "gen_share": sum(self.gen_wall[1:]) / wall, "equal_groups": sum(equal[1:]) / len(equal[1:]),
                 "loop_peak_rss_mb": self.loop_peak_mb, "peak_rss_mb": memory_mb("VmHWM") + self.worker_peak_mb,
                 "peak_physical_mb": self.loop_peak_mb - self.shared_mb}
 
@@ -163,8 +172,9 @@ def time_generate(timings: Timings, side: str) -> None:
     owner.generate = timed
 
 
-def bench_model(source: Path | None, out: Path, max_new_tokens: int) -> Path:
-    """A copy of `source` (default: the default build shape, random weights); fixed-length completions."""
+def bench_model(source: Path | None, out: Path, max_new_tokens: int, natural: bool = False) -> Path:
+    """A copy of `source` (default: the default build shape, random weights); fixed-length completions unless
+    `natural`."""
     if source is not None:
         shutil.copytree(source, out)
     else:
@@ -176,7 +186,8 @@ def bench_model(source: Path | None, out: Path, max_new_tokens: int) -> Path:
         build_model(ModelShape(**asdict(BuildConfig())), out, seed=0)
     gen_path = out / "generation_config.json"
     gen = json.loads(gen_path.read_text())
-    gen["min_new_tokens"] = max_new_tokens  # an untrained model may sample EOS; forbid it on both sides
+    if not natural:
+        gen["min_new_tokens"] = max_new_tokens  # an untrained model may sample EOS; forbid it on both sides
     gen_path.write_text(json.dumps(gen, indent=2))
     return out
 
@@ -203,8 +214,9 @@ def step_examples(cfg, seed: int):
             for e in draw_examples(task, seed, step, 0, cfg.prompts_per_step, held_out)]
 
 
-def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
-    """r1zero's RL stage as the CLI runs it; returns each step's mean completion length."""
+def run_r1zero(args, work: Path, timings: Timings) -> tuple[list[float], list[float]]:
+    """r1zero's RL stage as the CLI runs it; returns each step's mean completion length and share of groups
+    with equal rewards."""
     from dataclasses import replace
 
     from r1zero.stages import StageContext
@@ -229,16 +241,18 @@ def run_r1zero(args, work: Path, timings: Timings) -> list[float]:
     rl.step_metrics = stamped
     stage = work / "rl"
     stage.mkdir(parents=True)
-    rl.run_rl(replace(rl_config(args), async_level=async_level, worker_pieces=worker_pieces),
+    skip = args.worker != "r1zero-async-all-rows"
+    rl.run_rl(replace(rl_config(args), async_level=async_level, worker_pieces=worker_pieces, skip_zero_advantage=skip),
               StageContext(work, stage, "rl", 0, args.model, resume=False))
     rows = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
     if async_level:  # generation ran in the worker: its own timer (wall only), from the start of the run
         timings.gen_starts, timings.gen_wall = [t_start], [row["seconds_generation"] for row in rows]
-    return [row["response_length"] for row in rows]
+    return [row["response_length"] for row in rows], [row["zero_variance_groups"] for row in rows]
 
 
-def run_trl(args, work: Path, timings: Timings) -> list[float]:
-    """TRL's GRPOTrainer on the same prompts and model; returns each step's mean completion length."""
+def run_trl(args, work: Path, timings: Timings) -> tuple[list[float], list[float]]:
+    """TRL's GRPOTrainer on the same prompts and model; returns each step's mean completion length and share
+    of groups with equal rewards."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -255,11 +269,12 @@ def run_trl(args, work: Path, timings: Timings) -> list[float]:
         output_dir=str(work / "trl"), max_steps=cfg.steps, learning_rate=cfg.lr, lr_scheduler_type="constant",
         weight_decay=0.0, max_grad_norm=1.0, per_device_train_batch_size=micro,
         gradient_accumulation_steps=n // micro, generation_batch_size=n, num_generations=cfg.group_size, max_completion_length=cfg.max_new_tokens,
-        generation_kwargs={"min_new_tokens": cfg.max_new_tokens}, temperature=1.0, beta=0.0, loss_type="dapo",
+        generation_kwargs={} if args.natural_length else {"min_new_tokens": cfg.max_new_tokens}, temperature=1.0, beta=0.0, loss_type="dapo",
         epsilon=0.2, epsilon_high=0.28, num_iterations=1, reward_weights=[1.0, 0.1], router_aux_loss_coef=0.0,
         shuffle_dataset=False, use_vllm=False, use_cpu=True, bf16=False, report_to=[], logging_steps=1,
         save_strategy="no", seed=0, disable_tqdm=True, gradient_checkpointing=args.checkpointing == "on")
     lengths: list[float] = []
+    equal: list[float] = []
 
     class Stamp(TrainerCallback):
         def on_step_end(self, _args, state, *_, **__):
@@ -268,13 +283,14 @@ def run_trl(args, work: Path, timings: Timings) -> list[float]:
         def on_log(self, _args, _state, _control, logs=None, **__):
             if logs and "completions/mean_length" in logs:
                 lengths.append(logs["completions/mean_length"])
+                equal.append(logs["frac_reward_zero_std"])
 
     model = str(args.model) if args.trl_loads_folder else load_model(args.model)
     trainer = GRPOTrainer(model=model, reward_funcs=[rewards.get("numeric"), rewards.get("format")],
                           args=config, train_dataset=data, processing_class=load_tokenizer(args.model),
                           callbacks=[Stamp()])
     trainer.train()
-    return lengths
+    return lengths, equal
 
 
 def worker(args) -> None:
@@ -291,8 +307,8 @@ def worker(args) -> None:
     time_generate(timings, args.worker)
     with tempfile.TemporaryDirectory() as tmp:
         run = run_r1zero if args.worker in OURS else run_trl
-        lengths = run(args, Path(tmp), timings)
-    figures = timings.figures(lengths, args.prompts_per_step * args.group_size)
+        lengths, equal = run(args, Path(tmp), timings)
+    figures = timings.figures(lengths, args.prompts_per_step * args.group_size, equal)
     print(json.dumps({"side": args.worker, "checkpointing": args.checkpointing, **figures,
                       "rss_imports_mb": rss_imports, "threads": torch.get_num_threads()}))
 
@@ -305,6 +321,8 @@ def launch(side: str, checkpointing: str, args) -> dict:
            "--threads", str(args.threads)]
     if args.trl_loads_folder:
         cmd.append("--trl-loads-folder")
+    if args.natural_length:
+        cmd.append("--natural-length")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TQDM_DISABLE": "1",
            "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True)
@@ -319,6 +337,7 @@ COLUMNS = {  # key -> (header, format)
     "tokens_per_s": ("tok/s", "{:.0f}"), "gen_tokens_per_s": ("gen tok/s", "{:.0f}"),
     "cpu_s_per_step": ("CPU s/step", "{:.2f}"), "tokens_per_cpu_s": ("tok/CPU-s", "{:.0f}"),
     "gen_tokens_per_cpu_s": ("gen tok/CPU-s", "{:.0f}"), "gen_share": ("gen share", "{:.0%}"),
+    "equal_groups": ("equal-reward groups", "{:.0%}"),
     "rss_imports_mb": ("RSS after imports MB", "{:.0f}"), "loop_peak_rss_mb": ("peak RSS steps MB", "{:.0f}"),
     "peak_rss_mb": ("peak RSS MB", "{:.0f}"), "peak_physical_mb": ("peak physical MB", "{:.0f}"),
 }
@@ -368,6 +387,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     p.add_argument("--trl-loads-folder", action="store_true",
                    help="give TRL the folder path to load itself, not r1zero's loaded model")
+    p.add_argument("--natural-length", action="store_true",
+                   help="completions end where the model ends them (default: every one max_new_tokens long)")
     p.add_argument("--checkpointing", choices=["off", "on", "both"], default="both",
                    help="gradient checkpointing on both sides (r1zero's default is off, TRL's on)")
     p.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
@@ -376,7 +397,7 @@ def main() -> None:
     if args.worker:
         return worker(args)
     with tempfile.TemporaryDirectory() as tmp:
-        args.model = bench_model(args.model, Path(tmp) / "model", args.max_new_tokens)
+        args.model = bench_model(args.model, Path(tmp) / "model", args.max_new_tokens, args.natural_length)
         print(f"load: {os.getloadavg()}")
         results = []
         settings = ["off", "on"] if args.checkpointing == "both" else [args.checkpointing]

@@ -271,30 +271,37 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     draws = expected_draws(zero_share, B, 1 + cfg.max_resample) if cfg.dynamic_sampling else [(1.0, B)]
     w.generate = [(round(cfg.steps * runs), n * G, P, T) for runs, n in draws if round(cfg.steps * runs)]
     rounds = sum(runs for runs, _ in draws)
+    beta = loss_config(cfg.loss, **cfg.loss_options).beta
+    w.critic = hasattr(ADVANTAGES.get(cfg.advantage), "token_advantages")
+    # The update leaves out rows with advantage 0 (`skip_zero_advantage`): the groups with equal rewards, which
+    # dynamic sampling already keeps out of the batch.
+    skipped = zero_share if cfg.skip_zero_advantage and not cfg.dynamic_sampling and beta == 0 and not w.critic else 0
     micro = cfg.minibatches * cfg.grad_accum
-    rows = math.ceil(B * G / micro)
+    rows = math.ceil(B * G * (1 - skipped) / micro)
     pieces = len(torch_chunks(list(range(rows)), min(cfg.length_buckets, rows)))
     widths = piece_widths(w.completion_lengths, rows, pieces, T)
     w.train = [(cfg.steps * cfg.num_iterations * micro, math.ceil(rows / pieces), round(P + width))
                for width in widths]
     w.steps, w.optimizer_steps = cfg.steps, cfg.steps * cfg.num_iterations * cfg.minibatches
     new = w.mean_new(T)
-    w.train_tokens, w.train_seq_len = cfg.steps * cfg.num_iterations * B * G * (mean_p + new), mean_p + new
+    w.train_tokens = cfg.steps * cfg.num_iterations * B * G * (1 - skipped) * (mean_p + new)
+    w.train_seq_len = mean_p + new
     w.completions = round(cfg.steps * sum(runs * n for runs, n in draws) * G)
     w.lora_rank = cfg.lora_rank if cfg.lora else 0
     w.gradient_checkpointing = cfg.gradient_checkpointing
-    beta = loss_config(cfg.loss, **cfg.loss_options).beta
     w.reference = beta > 0 and not cfg.lora
     if beta > 0:
         w.forward = list(w.train)
     # A critic (an estimator with per-token advantages) costs a second model: a no-grad forward for the old
     # values and a training micro-step per piece, at the policy's shapes (its trunk is the policy's copy).
-    w.critic = hasattr(ADVANTAGES.get(cfg.advantage), "token_advantages")
     if w.critic:
         w.forward += list(w.train)
         w.train += list(w.train)
         w.optimizer_steps *= 2  # its own AdamW, stepped with the policy's
         w.notes.append(f"advantage {cfg.advantage}: a critic of the policy's size, trained alongside it")
+    if skipped:
+        w.notes.append(f"the update leaves out the rows of groups with equal rewards, assuming {zero_share:.0%} "
+                       "of groups")
     if cfg.dynamic_sampling:
         w.notes.append(f"dynamic sampling: {rounds:.2f} generate rounds per step, assuming {zero_share:.0%} "
                        "of groups have equal rewards")

@@ -157,6 +157,7 @@ class LocalLearner:
         loss_cfg = self.loss_cfg
         if loss_cfg.aggregation == "constant" and loss_cfg.max_completion_length is None:
             loss_cfg = replace(loss_cfg, max_completion_length=batch.completion_mask.shape[1])  # not a piece's width
+        skip = self.skips_zero_advantage(batch)
         sums: dict[str, float] = {}
         n_steps = 0
         # One minibatch: the order sets only the float summation order, and the generator seeded by the batch
@@ -166,7 +167,11 @@ class LocalLearner:
             order = torch.randperm(len(batch), generator=gen)
             for mb_idx in order.tensor_split(min(cfg.minibatches, len(batch))):
                 minibatch_mask = batch.completion_mask[mb_idx]  # (M, T): the normaliser's tokens and rows
-                for micro_idx in mb_idx.tensor_split(min(cfg.grad_accum, len(mb_idx))):
+                micro_steps = [self.rows_to_run(micro_idx, batch, skip)
+                               for micro_idx in mb_idx.tensor_split(min(cfg.grad_accum, len(mb_idx)))]
+                # Metrics are means over the rows run: a piece's weight over the share of the minibatch they carry.
+                ran = shard_share(loss_cfg.aggregation, minibatch_mask, batch.completion_mask[torch.cat(micro_steps)])
+                for micro_idx in micro_steps:
                     if len(micro_idx) < self.world:  # known to every rank alike: all of them stop
                         raise UserError(f"a micro-batch of {len(micro_idx)} rows cannot be split over {self.world} "
                                         f"learners; lower minibatches or grad_accum, or use fewer learners")
@@ -182,11 +187,11 @@ class LocalLearner:
                                                               minibatch_mask, loss_cfg)
                         if self.critic:
                             metrics |= self.critic_backward(batch, targets, mine[rows], minibatch_mask)
-                        add_metrics(sums, metrics, weight)
+                        add_metrics(sums, metrics, weight, ran)
                     for work in theirs:  # added after this process's own, in piece order: deterministic
                         grads, metrics = self.helper.receive_gradient()
                         add_gradients(self.model, grads)
-                        add_metrics(sums, metrics, work.weight)
+                        add_metrics(sums, metrics, work.weight, ran)
                 if self.world > 1 and self.strategy == "ddp":
                     average_gradients(self.model, self.world)
                 grad_norm = optimizer_step(self.model, self.optimizer, self.scheduler, cfg.grad_clip)
@@ -199,6 +204,22 @@ class LocalLearner:
         means = {k: v if k.endswith("_max") else v / n_steps for k, v in sums.items()}
         means |= tis_metrics | critic_metrics
         return mean_over_ranks(means) if self.world > 1 else means
+
+    def skips_zero_advantage(self, batch: RolloutBatch) -> bool:
+        """Whether rows with advantage 0 can be left out of the update: their loss then has no gradient (every
+        surrogate is rho x A; no KL term, beta = 0; one advantage per row, so no critic)."""
+        return self.cfg.skip_zero_advantage and batch.adv.ndim == 1 and self.loss_cfg.beta == 0
+
+    def rows_to_run(self, micro_idx: torch.Tensor, batch: RolloutBatch, skip: bool) -> torch.Tensor:
+        """The rows of a micro-batch whose forward and backward run: with `skip`, those with a nonzero advantage,
+        unless fewer than one per rank (then all of them: every rank runs the same passes, and a minibatch
+        still gets gradients, zeros, so AdamW steps as it would have). The gradient is the same either way: a
+        left-out row's term is exactly 0 (advantages of equal-reward groups are exact zeros), and the loss
+        normaliser still counts its tokens."""
+        if not skip:
+            return micro_idx
+        nonzero = micro_idx[batch.adv[micro_idx].cpu() != 0]
+        return nonzero if len(nonzero) >= self.world else micro_idx
 
     def piece_backward(self, batch: RolloutBatch, token_inputs: dict, ref_logp, idx: torch.Tensor,
                        minibatch_mask: torch.Tensor, loss_cfg) -> tuple[float, dict[str, float]]:
@@ -327,10 +348,15 @@ class PieceWork:
         return grads, metrics
 
 
-def add_metrics(sums: dict[str, float], metrics: dict[str, float], weight: float) -> None:
-    """Sum a piece's metrics weighted as its loss is (the minibatch's value); maxima for *_max."""
+def add_metrics(sums: dict[str, float], metrics: dict[str, float], weight: float, ran: float = 1.0) -> None:
+    """Sum a piece's metrics weighted as its loss is (the minibatch's value); maxima for *_max. `ran`: the
+    share of the minibatch's normaliser that the rows run carry (< 1 where zero-advantage rows were left
+    out): the loss is the minibatch's (a left-out row adds 0 to it), the other metrics means over the rows run."""
     for k, v in metrics.items():
-        sums[k] = max(sums.get(k, v), v) if k.endswith("_max") else sums.get(k, 0.0) + v * weight
+        if k.endswith("_max"):
+            sums[k] = max(sums.get(k, v), v)
+        else:
+            sums[k] = sums.get(k, 0.0) + v * (weight if k == "loss" or not ran else weight / ran)
 
 
 def add_gradients(model, grads: list[torch.Tensor | None]) -> None:

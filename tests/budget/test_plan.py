@@ -155,6 +155,19 @@ def test_rl_options_change_the_shapes():
     assert more.flops["train"] == pytest.approx(2 * base.flops["train"])  # recompute is not model FLOPs
 
 
+def test_without_dynamic_sampling_the_update_leaves_out_the_equal_reward_groups():
+    def rl(zero_share, **options):
+        return {p.stage: p for p in plan_recipe(tiny_recipe(dynamic_sampling=False, **options), CPU,
+                                                costs=FakeCosts(), zero_share=zero_share)}["rl"]
+
+    every_row = rl(0.0)
+    assert rl(0.5, skip_zero_advantage=False).seconds["train"] == pytest.approx(every_row.seconds["train"])
+    # half the rows (FakeCosts: linear in rows), in pieces a little narrower (fewer rows, shorter longest rows)
+    assert rl(0.5).seconds["train"] == pytest.approx(every_row.seconds["train"] / 2, rel=0.05)
+    assert rl(0.5).flops["train"] == pytest.approx(every_row.flops["train"] / 2)
+    assert rl(0.5, loss_options={"beta": 0.01}).seconds["train"] == pytest.approx(every_row.seconds["train"])
+
+
 def test_a_stage_that_does_not_fit_gets_settings_that_do():
     recipe = tiny_recipe()
     roomy = plan_recipe(recipe, CPU, costs=FakeCosts())

@@ -67,6 +67,48 @@ def test_length_pieces_and_micro_steps_give_the_whole_batch_gradient(tiny_model,
         assert torch.allclose(grad, split[name], atol=1e-6, rtol=1e-4), name
 
 
+@pytest.mark.parametrize("loss", ["dapo", "grpo", "dr_grpo", "gspo"])  # token_mean, seq_mean, constant, sequence ratio
+def test_rows_with_zero_advantage_are_left_out_with_the_same_gradient(tiny_model, loss, monkeypatch):
+    from r1zero.algo import ADVANTAGES, advantage_config
+    from r1zero.train import learner as L
+
+    tok = load_tokenizer(tiny_model)
+    rows = rollouts(tok, group=4)  # 3 groups of 4
+    gen = torch.Generator().manual_seed(1)
+    for r in rows:
+        r.logprobs = (-torch.rand(len(r.completion_ids), generator=gen)).tolist()
+    rewards = torch.tensor([[0.1] * 4, [1.1, 0.1, 0.1, 1.1], [1.1] * 4])  # two groups with equal rewards
+    batch = make_batch(rows, ADVANTAGES.get("grpo")(rewards, advantage_config()).flatten(), tok.pad_token_id)
+    assert (batch.adv == 0).sum() == 8
+    ran = []
+    real = L.PieceWork.backward
+    monkeypatch.setattr(L.PieceWork, "backward", lambda self, model: ran.append(len(self.piece)) or real(self, model))
+    for cfg in ({"length_buckets": 2}, {"length_buckets": 1, "grad_accum": 2}, {"minibatches": 2, "num_iterations": 2}):
+        full = step_gradients(RLConfig(loss=loss, skip_zero_advantage=False, **cfg), tiny_model, batch)
+        assert sum(ran) == 12 * cfg.get("num_iterations", 1)
+        ran.clear()
+        left_out = step_gradients(RLConfig(loss=loss, **cfg), tiny_model, batch)
+        assert sum(ran) <= 4 * cfg.get("num_iterations", 1) + 6 * (cfg.get("minibatches", 1) - 1), cfg
+        ran.clear()
+        assert full.keys() == left_out.keys() and len(full) > 10
+        for name, grad in full.items():
+            assert torch.allclose(grad, left_out[name], atol=1e-6, rtol=1e-4), (cfg, name)
+
+
+def test_a_step_whose_rows_all_have_zero_advantage_still_steps_adamw(tiny_model):
+    tok = load_tokenizer(tiny_model)
+    batch = make_batch(rollouts(tok, group=4), torch.zeros(12), tok.pad_token_id)
+    after = []
+    for skip in (False, True):
+        cfg = RLConfig(loss="dapo", lr=1e-2, skip_zero_advantage=skip)
+        learner = LocalLearner(cfg, setup_policy(cfg, tiny_model), tiny_model)
+        learner.step(grpo_batch(tok), step=1)  # momentum to carry
+        metrics = learner.step(batch, step=2)
+        assert metrics["grad_norm"] == 0 and "entropy" in metrics
+        after.append([p.detach().clone() for p in learner.model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*after))
+
+
 def test_length_pieces_sort_rows_by_kept_length():
     mask = torch.tensor([[True] * 5, [True] * 1 + [False] * 4, [True] * 3 + [False] * 2, [True] * 2 + [False] * 3])
     assert [p.tolist() for p in length_pieces(mask, 2)] == [[1, 3], [2, 0]]
