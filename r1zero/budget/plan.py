@@ -28,18 +28,25 @@ from r1zero.budget.workload import ZERO_VARIANCE_SHARE, Call, RecipeInputs, Work
 # budget.json phases, medians over 9-14 demo and tiny-tools runs on the 2-core machine (build: its whole
 # time, tokenizer training included: the median of the six demo runs of 2026-12-03 18:50-19:47, 2.0-2.5 s
 # wall, at the corpus code of then; earlier code took 2.4-2.9 s on the least loaded runs); eval 0.15-0.9 s;
-# rl 0.6-7 s; report 0.3-1.0 s). pretrain: what is left of its "other" phase once its documents are
-# paid for (SECONDS_PER_DOCUMENT), with the 0.6 s after the meter.
-CPU_STAGE_FIXED_S = {"build": 2.3, "pretrain": 3.2, "eval": 0.4, "rl": 2.5, "report": 0.7}
+# report 0.3-1.0 s). pretrain: what is left of its "other" phase once its documents are paid for
+# (SECONDS_PER_DOCUMENT), with the 0.6 s after the meter. rl and sample: the "other" phase of tiny-r1's idle run
+# (seed 0, /tmp/runs/R1K, 2026-12-04): rl 0.49-0.76 s without a checkpoint (the 2-layer student's the least),
+# 1.04-1.13 s with one; sample 0.25-0.27 s.
+CPU_STAGE_FIXED_S = {"build": 2.3, "pretrain": 3.2, "eval": 0.4, "rl": 0.6, "sample": 0.3, "report": 0.7}
 CPU_STAGE_FIXED_DEFAULT_S = 2.0
-CPU_LATER_BUILD_S = 0.2  # a second build in one run: what the first imported is loaded (measured 0.17-0.2 s)
+CPU_RL_CHECKPOINT_S = 0.4  # an rl checkpoint: model, AdamW state, RNG, written atomically
+CPU_LATER_BUILD_S = 0.11  # a second build in one run: what the first imported is loaded (0.10-0.11 s idle)
 # The report: 0.32-0.49 s with one figure (the demo's idle runs at 92d1ce8), 1.2 s with two (tiny-r1's claims,
 # seed 1, /tmp/h22/r1s1, on a shared machine).
 CPU_REPORT_S_PER_FIGURE = 0.4
 GPU_STAGE_FIXED_S = 20.0  # + CUDA initialisation (a rule of thumb)
 # CPU seconds per scored completion: answer extraction, the `math` reward (math-verify) and voting in
-# eval (measured 0.0010-0.0014 s on the demo's 1,800 eval completions), reward calls in rl and sample.
-SECONDS_PER_COMPLETION = {"eval": 0.0011, "sample": 0.0005, "rl": 0.0005}
+# eval (measured 0.0010-0.0014 s on the demo's 1,800 eval completions), rule rewards (numeric, format,
+# readability) and filters in rl and sample (R1K: rl 0.3-0.8 s a stage, ~0.00004 s a completion; sample 0.21 s
+# for 2,400 and 0.26 s for 3,000). The `math` reward adds math-verify's parse of each completion
+# (bench/bench_math_reward.py: 3.98 ms of CPU a completion, in process).
+SECONDS_PER_COMPLETION = {"eval": 0.0011, "sample": 0.00009, "rl": 0.00004}
+SECONDS_PER_MATH_VERIFY = 0.004
 # CPU seconds more per budget-forced answer that carries the rest of its working (`workload.forced_lengths`):
 # math-verify parses the steps, in the reward and in voting. Measured on tiny-r1 seed 1's completions
 # (/tmp/h22/r1s1, scored again alone): think_8's 800, ~70% of them such answers, 4.2 s; think_16-32's, 0.5-1.0 s.
@@ -94,6 +101,8 @@ def cpu_fixed_seconds(kind: str, cfg, earlier_kinds: list[str]) -> float:
         return CPU_LATER_BUILD_S
     if kind == "report":
         return CPU_REPORT_S_PER_FIGURE * (1 + bool((getattr(cfg, "claims", None) or {}).get("test_time")))
+    if kind == "rl" and cfg is not None and cfg.checkpoint_every:  # written at steps k x every before the last
+        return CPU_STAGE_FIXED_S["rl"] + CPU_RL_CHECKPOINT_S * ((cfg.steps - 1) // cfg.checkpoint_every)
     return CPU_STAGE_FIXED_S.get(kind, CPU_STAGE_FIXED_DEFAULT_S)
 
 
@@ -119,7 +128,7 @@ def stage_seconds(w: Workload, costs: CostModel | None, device: Device, fixed: f
     out["optimizer"] = w.optimizer_steps * costs.optimizer_step() if w.train else 0.0
     out["reference"] = sum(c * costs.forward(s, width) for c, s, width in w.forward)
     out["scoring"] = (w.completions * SECONDS_PER_COMPLETION.get(w.kind, 0.0)
-                      + w.working_answers * SECONDS_PER_WORKING_ANSWER)
+                      + w.working_answers * SECONDS_PER_WORKING_ANSWER + w.verified * SECONDS_PER_MATH_VERIFY)
     if w.rounds and w.processes > 1:  # the stage's process scores a chunk while the workers generate the next
         out["scoring"] /= w.processes  # ones: its CPU seconds come out of their cores, shared by all of them
 

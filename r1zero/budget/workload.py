@@ -69,6 +69,7 @@ class Workload:
     train_seq_len: float = 0.0  # their mean sequence length
     completions: int = 0  # generations scored by rewards / verifiers
     working_answers: int = 0  # of them, budget-forced answers that carry working (slower to verify)
+    verified: int = 0  # of them, scored by the `math` reward (math-verify) in rl and sample
     completion_lengths: list[int] = field(default_factory=list)  # expected tokens per completion; [] = max
     lora_rank: int = 0
     gradient_checkpointing: bool = False
@@ -287,6 +288,7 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
     w.train_tokens = cfg.steps * cfg.num_iterations * B * G * (1 - skipped) * (mean_p + new)
     w.train_seq_len = mean_p + new
     w.completions = round(cfg.steps * sum(runs * n for runs, n in draws) * G)
+    w.verified = w.completions if "math" in cfg.rewards else 0
     w.lora_rank = cfg.lora_rank if cfg.lora else 0
     w.gradient_checkpointing = cfg.gradient_checkpointing
     w.reference = beta > 0 and not cfg.lora
@@ -376,6 +378,7 @@ def sample_workload(w: Workload, cfg, tokenizer, seed: int) -> None:
     full, rest = divmod(cfg.prompts, per_chunk)
     chunks = [(per_chunk, max(lengths))] * full + ([(rest, max(lengths))] if rest else [])
     add_rounds(w, [chunk_calls(chunks, cfg.samples, cfg.max_new_tokens, greedy=False)], cfg.prompts * cfg.samples)
+    w.verified = w.completions if "math" in cfg.rewards else 0
 
 
 def sft_workload(w: Workload, cfg) -> None:

@@ -10,10 +10,12 @@ from r1zero.budget.memory import GB
 from r1zero.budget.plan import (
     CPU_LATER_BUILD_S,
     CPU_REPORT_S_PER_FIGURE,
+    CPU_RL_CHECKPOINT_S,
     CPU_STAGE_FIXED_S,
     CPU_WORKER_START_S,
     SECONDS_PER_COMPLETION,
     SECONDS_PER_DOCUMENT,
+    SECONDS_PER_MATH_VERIFY,
     cpu_fixed_seconds,
     plan_recipe,
 )
@@ -166,6 +168,18 @@ def test_without_dynamic_sampling_the_update_leaves_out_the_equal_reward_groups(
     assert rl(0.5).seconds["train"] == pytest.approx(every_row.seconds["train"] / 2, rel=0.05)
     assert rl(0.5).flops["train"] == pytest.approx(every_row.flops["train"] / 2)
     assert rl(0.5, loss_options={"beta": 0.01}).seconds["train"] == pytest.approx(every_row.seconds["train"])
+
+
+def test_the_math_reward_costs_math_verify_per_completion_and_checkpoints_cost_rl_time():
+    def rl(**options):
+        return {p.stage: p for p in plan_recipe(tiny_recipe(**options), CPU, costs=FakeCosts(), zero_share=0.0)}["rl"]
+
+    rules, verified = rl(), rl(rewards={"math": 1.0, "format": 0.1})
+    completions = 5 * 4 * 4  # steps x prompts x group
+    extra = verified.seconds["scoring"] - rules.seconds["scoring"]
+    assert extra == pytest.approx(completions * SECONDS_PER_MATH_VERIFY)
+    assert rules.seconds["fixed"] == CPU_STAGE_FIXED_S["rl"]  # checkpoint_every 50 > 5 steps: none before the end
+    assert rl(checkpoint_every=2).seconds["fixed"] == pytest.approx(CPU_STAGE_FIXED_S["rl"] + 2 * CPU_RL_CHECKPOINT_S)
 
 
 def test_a_stage_that_does_not_fit_gets_settings_that_do():
