@@ -252,8 +252,9 @@ class RLConfig:
     skip_zero_advantage: bool = doc(True, "leave rows with advantage 0 (a group whose rewards are all equal) out of "
                                           "the update's forward and backward: their loss term is exactly 0, and the "
                                           "normaliser still counts them, so the gradient is the same. Applies with "
-                                          "beta 0 and one advantage per completion (not gae); entropy and the clip "
-                                          "metrics are then means over the rows trained")
+                                          "beta 0 and one advantage per completion (not gae); the loss's other "
+                                          "metrics (entropy, ratio, clip fractions) are then means over the rows "
+                                          "trained")
     lr: float = doc(5e-5, "AdamW learning rate (3e-4 collapsed a ~1M model in trials)", bounds='(0, inf)')
     lr_schedule: str = doc("constant", "constant or cosine (to 10%), after warmup")
     warmup_steps: int = warmup_steps_field(0)
