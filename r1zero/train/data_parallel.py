@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
 import traceback
 import weakref
 
@@ -29,7 +28,7 @@ import torch
 from r1zero.errors import UserError
 from r1zero.train.corpus import corpus_batch, length_buckets, lm_batch
 from r1zero.train.moe_balance import ExpertLoadBalancer
-from r1zero.train.pipelined import POLL_S, next_request
+from r1zero.train.pipelined import next_request, next_result
 
 
 def step_pieces(tokenizer, cfg, seed: int, step: int) -> tuple[list[dict], torch.Tensor]:
@@ -120,18 +119,8 @@ class GradientHelpers:
         return loss
 
     def receive(self) -> tuple:
-        while True:
-            try:
-                message = self.results.get(timeout=POLL_S)
-            except queue.Empty:
-                if not all(h.is_alive() for h in self.helpers):
-                    codes = [h.exitcode for h in self.helpers]
-                    raise RuntimeError(f"a pretrain helper stopped without a word (exit codes {codes})") from None
-                continue
-            if message[0] == "error":
-                _, text, user_error = message
-                raise (UserError if user_error else RuntimeError)(text)
-            return message[1:]
+        return next_result(self.results, lambda: all(h.is_alive() for h in self.helpers), lambda: "a pretrain "
+                           f"helper stopped without a word (exit codes {[h.exitcode for h in self.helpers]})")[1:]
 
     def close(self) -> None:
         self.stop_when_gone.detach()

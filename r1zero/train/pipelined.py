@@ -155,21 +155,8 @@ class RolloutsAhead:
         return self.gradients.pop(0)
 
     def receive(self) -> None:
-        while True:
-            try:
-                message = self.results.get(timeout=POLL_S)
-                break
-            except queue.Empty:
-                if not self.worker.is_alive():
-                    try:  # it may have put its last word just before it ended
-                        message = self.results.get(timeout=POLL_S)
-                        break
-                    except queue.Empty:
-                        code = getattr(self.worker, "exitcode", None)
-                        raise RuntimeError(f"the rollout worker stopped without a word (exit code {code})") from None
-        if message[0] == "error":
-            _, text, user_error = message
-            raise (UserError if user_error else RuntimeError)(text)
+        message = next_result(self.results, self.worker.is_alive, lambda: "the rollout worker stopped without a "
+                              f"word (exit code {getattr(self.worker, 'exitcode', None)})")
         if message[0] == "gradient":
             self.gradients.append(message[1:])
             return
@@ -211,6 +198,26 @@ def let_go(requests, frozen: bool) -> None:
 def cpu_copy(state: dict) -> dict:
     """A copy of a state dict's tensors on the CPU, untouched by the learner's later steps."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def next_result(results, alive: Callable[[], bool], stopped: Callable[[], str]) -> tuple:
+    """The next message on `results`, waiting while the processes that answer are `alive()`. An error they
+    sent is raised here (a UserError where it was one); their end without a word is a RuntimeError that
+    `stopped()` words. The rollout worker's and the pretraining helpers' side of the learner."""
+    while True:
+        try:
+            message = results.get(timeout=POLL_S)
+        except queue.Empty:
+            if alive():
+                continue
+            try:  # a process may have put its last word just before it ended
+                message = results.get(timeout=POLL_S)
+            except queue.Empty:
+                raise RuntimeError(stopped()) from None
+        if message[0] == "error":
+            _, text, user_error = message
+            raise (UserError if user_error else RuntimeError)(text)
+        return message
 
 
 def next_request(requests, parent_pid: int | None):

@@ -189,8 +189,9 @@ def test_ranks_with_neighbouring_row_counts_cut_the_same_number_of_pieces():
     assert all(len(p) for p in length_pieces(mask[:9], 4, 8))
 
 
-def rank_main(rank: int, port: int, model_dir: str, strategy: str, out) -> None:
-    """One gloo rank of two: a learner step over 17 rows (9 here on rank 0, 8 on rank 1); reports its forwards."""
+def rank_main(rank: int, port: int, model_dir: str, strategy: str, out, zero_rows: int = 0) -> None:
+    """One gloo rank of two: a learner step over 17 rows (9 here on rank 0, 8 on rank 1; with `zero_rows` of
+    them at advantage 0, left out, 17 - zero_rows split alike); reports its forwards."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
@@ -201,7 +202,9 @@ def rank_main(rank: int, port: int, model_dir: str, strategy: str, out) -> None:
         learner = LocalLearner(cfg, setup_policy(cfg, model_dir), model_dir, rank, 2, strategy)
         tok = load_tokenizer(model_dir)
         rows = rollouts(tok, group=6)[:17]
-        batch = make_batch(rows, torch.randn(17, generator=torch.Generator().manual_seed(0)), tok.pad_token_id)
+        adv = torch.randn(17, generator=torch.Generator().manual_seed(0))
+        adv[::2][:zero_rows] = 0.0  # rows 0, 2, 4, ...: both ranks' shares shrink
+        batch = make_batch(rows, adv, tok.pad_token_id)
         forwards = []
         learner.model.register_forward_hook(lambda *a: forwards.append(1))
         learner.step(batch, step=1)
@@ -210,8 +213,8 @@ def rank_main(rank: int, port: int, model_dir: str, strategy: str, out) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
-def test_two_gloo_ranks_with_9_and_8_rows_run_the_same_passes(tmp_path, strategy):
+@pytest.mark.parametrize("strategy,zero_rows", [("ddp", 0), ("fsdp2", 0), ("fsdp2", 8)])
+def test_two_gloo_ranks_with_9_and_8_rows_run_the_same_passes(tmp_path, strategy, zero_rows):
     import socket
 
     import torch.multiprocessing as mp
@@ -222,7 +225,7 @@ def test_two_gloo_ranks_with_9_and_8_rows_run_the_same_passes(tmp_path, strategy
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=rank_main, args=(r, port, str(model_dir), strategy, out)) for r in range(2)]
+    procs = [ctx.Process(target=rank_main, args=(r, port, str(model_dir), strategy, out, zero_rows)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
