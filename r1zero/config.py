@@ -190,6 +190,9 @@ class EvalConfig:
     max_think_tokens: int = doc(0, "budget forcing: close thinking and force the answer here; 0 = no limit", "s1",
         bounds='[0, inf)')
     wait_text: str = doc("Wait", "text appended when thinking ends too early", "s1")
+    max_answer_tokens: int = doc(0, "budget forcing: the answer after thinking at most this many tokens, so an answer "
+                                    "forced at max_think_tokens cannot carry on the working past the budget; "
+                                    "0 = no limit", "s1; mellea's answer_max_tokens", bounds='[0, inf)')
     min_digits: int = doc(2, "arithmetic: smallest held-out problems", bounds='[1, inf)')
     max_digits: int = doc(3, "arithmetic: largest held-out problems", bounds='[1, inf)')
     ops: str = doc("+-*", "arithmetic: operations")

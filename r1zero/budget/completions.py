@@ -110,8 +110,8 @@ class Forced(NamedTuple):
     working_share: float = 0.0  # rows whose answer carries the rest of their working
 
 
-def forced_lengths(written: list[Written], think: int) -> Forced:
-    """The rows of a budget-forced generate (`max_think_tokens` = `think`,
+def forced_lengths(written: list[Written], think: int, cap: int = 0) -> Forced:
+    """The rows of a budget-forced generate (`max_think_tokens` = `think`, `max_answer_tokens` = `cap`,
     `inference.budget_forced_generate`) by a model that writes `written`.
 
     A row whose thinking (its tokens before `</think>`) is shorter stops at its `</think>`, then writes
@@ -122,7 +122,8 @@ def forced_lengths(written: list[Written], think: int) -> Forced:
     usual completion. The plan, not knowing, counts each as often. Seen in tiny-r1 (its first
     column takes 11-15 tokens, `<think>` included; the plan's column is 15.6): forced at 16, 24 and 32
     tokens, both seeds' models wrote their answer alone (5-8 tokens more); forced at 8, 70% of seed 1's
-    rows worked on (/tmp/h22/r1s1, 26 tokens more on average), 3% of seed 0's (/tmp/h21/r1s0)."""
+    rows worked on (/tmp/h22/r1s1, 26 tokens more on average), 3% of seed 0's (/tmp/h21/r1s0). A `cap`
+    (0: none) cuts every answer at that many tokens, a working one too."""
     column = column_tokens(worked_form(written))
     thinking, answering, lost = [], [], 0  # answering: two per row, its two ways (mostly the same)
     for w in written:
@@ -137,4 +138,6 @@ def forced_lengths(written: list[Written], think: int) -> Forced:
         else:
             thinking.append(think)
             answering += [w.answer] * 2
+    if cap:
+        answering = [min(n, cap) for n in answering]
     return Forced(tuple(thinking), tuple(answering), lost / 2 / max(len(written), 1))

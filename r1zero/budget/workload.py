@@ -314,19 +314,20 @@ def rl_workload(w: Workload, cfg, tokenizer, seed: int, zero_share: float) -> No
 
 
 def chunk_calls(chunks: list[tuple[int, int]], k: int, new: int, greedy: bool, think: int = 0,
-                forced: Forced | None = None) -> list[list[Call]]:
+                forced: Forced | None = None, answer_cap: int = 0) -> list[list[Call]]:
     """Each chunk of (items, padded prompt width)'s generate calls: k samples per item, then (`greedy`)
     one greedy answer per item, as `r1zero.eval.workers.chunk_generate` makes them. With budget forcing
     (`think`: max_think_tokens, `inference.budget_forced_generate`) each is two calls: the thinking, at
     most `think` tokens, then the answer after `</think><answer>` (2 tokens), over every row (one that
-    stopped thinking early answers too), of the `forced` lengths (`forced_lengths`)."""
+    stopped thinking early answers too), of the `forced` lengths (`forced_lengths`), at most `answer_cap`
+    tokens where that is set (`max_answer_tokens`)."""
     forced = forced or Forced()
 
     def calls(rows: int, width: int) -> list[Call]:
         if not think:
             return [Call(rows, width, new)]
         return [Call(rows, width, min(think, new), forced.thinking),
-                Call(rows, width + think + 2, new, forced.answering)]
+                Call(rows, width + think + 2, min(new, answer_cap or new), forced.answering)]
 
     return [calls(n * k, width) + (calls(n, width) if greedy else []) for n, width in chunks]
 
@@ -348,8 +349,10 @@ def eval_split(opts, tokenizer, seed: int, written: list[Written] = ()) -> tuple
     _, examples = load_task_examples(opts, seed)
     lengths = rendered_lengths(tokenizer, examples, opts.template)
     chunks = [(len(c), max(lengths[i] for i in c)) for c in plan_chunks(lengths, opts)]
-    forced = forced_lengths(list(written), opts.max_think_tokens) if opts.max_think_tokens else Forced()
-    calls = chunk_calls(chunks, opts.samples, opts.max_new_tokens, opts.greedy, opts.max_think_tokens, forced)
+    forced = (forced_lengths(list(written), opts.max_think_tokens, opts.max_answer_tokens) if opts.max_think_tokens
+              else Forced())
+    calls = chunk_calls(chunks, opts.samples, opts.max_new_tokens, opts.greedy, opts.max_think_tokens, forced,
+                        opts.max_answer_tokens)
     return calls, len(examples) * (opts.samples + (1 if opts.greedy else 0)), forced.working_share
 
 

@@ -76,6 +76,7 @@ class EvalOptions:
     min_think_tokens: int = 0  # budget forcing: append "Wait" when thinking ends earlier
     max_think_tokens: int = 0  # budget forcing: force the answer here; 0 = no limit
     wait_text: str = "Wait"
+    max_answer_tokens: int = 0  # budget forcing: the answer after thinking at most this many tokens; 0 = no limit
     task_options: dict = field(default_factory=dict)  # options for r1zero.tasks.get
     progress: bool = True
     hard_problems: int = 0  # arithmetic: a second, harder held-out split, reported under `hard/`
@@ -231,6 +232,8 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     k = opts.samples
     budget = {"min_think_tokens": opts.min_think_tokens, "max_think_tokens": opts.max_think_tokens or None,
               "wait_text": opts.wait_text, "batch_size": opts.batch_size}
+    if opts.max_answer_tokens:
+        budget["max_answer_tokens"] = opts.max_answer_tokens
     spans = plan_chunks([len(p) for p in prompt_ids], opts)
     chunks = [([prompt_ids[i] for i in span], opts.sampling(seed + c),
                opts.sampling(seed + c, greedy=True) if opts.greedy else None) for c, span in enumerate(spans)]

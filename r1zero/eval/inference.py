@@ -5,7 +5,9 @@ A library for `r1zero eval` and the server alike:
 - `budget_forced_generate`: s1's budget forcing (Muennighoff et al. 2025). Thinking runs with
   `</think>` as a stop token; a row that closes its thinking before `min_think_tokens` has that
   `</think>` replaced by `wait_text` and continues; a row that reaches `max_think_tokens` without
-  closing gets `</think>` and `answer_prefix` appended and goes on to answer. Like s1's reference
+  closing gets `</think>` and `answer_prefix` appended and goes on to answer, in at most
+  `max_answer_tokens` tokens where that is set (as other budget-forcing tools cap the answer: without a
+  cap a model forced to answer early can go on working inside its answer, past the budget). Like s1's reference
   code (vLLM with stop tokens), each round re-reads the prompt so far (no KV cache across rounds);
   rounds are batched across all prompts still thinking. Departures from s1: the forced answer
   starts with the project's `<answer>` tag, not "Final Answer:"; the budget counts every
@@ -63,9 +65,10 @@ class _Row:
 def budget_forced_generate(model, tokenizer, prompt_ids: list[list[int]], params: SamplingParams,
                            min_think_tokens: int = 0, max_think_tokens: int | None = None,
                            wait_text: str = "Wait", *, answer_prefix: str = "<answer>",
-                           batch_size: int = 256, sampler=None) -> list[Rollout]:
+                           batch_size: int = 256, sampler=None, max_answer_tokens: int | None = None) -> list[Rollout]:
     """One rollout per prompt, thinking at least `min_think_tokens` and at most `max_think_tokens`
-    tokens before `</think>` (both within `params.max_new_tokens`). The completion includes every
+    tokens before `</think>` (both within `params.max_new_tokens`), then answering in at most
+    `max_answer_tokens` (None: the rest of `max_new_tokens`). The completion includes every
     inserted `wait_text` and forced `</think>`. `sampler` (default: an HFSampler over `model`) must
     stop on `</think>`, which must be one token."""
     sampler = sampler or HFSampler(model, tokenizer, batch_size)
@@ -90,7 +93,7 @@ def budget_forced_generate(model, tokenizer, prompt_ids: list[list[int]], params
             _advance_thinking(row, out, limit, end_id, wait_ids, close_ids, params.max_new_tokens,
                               min_think_tokens, max_think_tokens)
     answering = [r for r in rows if r.finish is None]
-    limits = [params.max_new_tokens - len(r.ids) for r in answering]
+    limits = [min(params.max_new_tokens - len(r.ids), max_answer_tokens or params.max_new_tokens) for r in answering]
     outs = _generate_rows(answering, max(limits, default=0), params, params.max_new_tokens + 1, sampler)
     for row, limit, out in zip(answering, limits, outs):
         ids, stopped = _clip(out, limit)
@@ -295,13 +298,13 @@ class Choice:
 
 def generate_samples(model, tokenizer, prompt_ids: list[list[int]], n: int, params: SamplingParams,
                      min_think_tokens: int = 0, max_think_tokens: int | None = None, wait_text: str = "Wait",
-                     batch_size: int = 256) -> list[Rollout]:
+                     batch_size: int = 256, max_answer_tokens: int | None = None) -> list[Rollout]:
     """n rollouts per prompt, prompt-major; budget forcing only when a budget is set."""
-    if min_think_tokens <= 0 and max_think_tokens is None:
+    if min_think_tokens <= 0 and max_think_tokens is None and not max_answer_tokens:
         return HFSampler(model, tokenizer, batch_size).generate(prompt_ids, n, params)
     flat = [p for p in prompt_ids for _ in range(n)]
     return budget_forced_generate(model, tokenizer, flat, params, min_think_tokens, max_think_tokens, wait_text,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, max_answer_tokens=max_answer_tokens)
 
 
 def sample_and_choose(model, tokenizer, prompt_ids: list[list[int]], params: SamplingParams, n: int = 1,

@@ -63,6 +63,8 @@ def settings_line(opts: EvalOptions, n_items: int) -> dict:
            "template": opts.template}
     if opts.min_think_tokens or opts.max_think_tokens:
         out.update(min_think_tokens=opts.min_think_tokens, max_think_tokens=opts.max_think_tokens)
+    if opts.max_answer_tokens:
+        out.update(max_answer_tokens=opts.max_answer_tokens)
     if opts.verifier:
         out["verifier"] = opts.verifier
     return out

@@ -27,8 +27,8 @@ def tool_generate(tools: list[str], max_turns: int, max_total_tokens: int = 0):
 
     def generate(model, tokenizer, prompt_ids: list[list[int]], n: int, params: SamplingParams,
                  min_think_tokens: int = 0, max_think_tokens: int | None = None, wait_text: str = "Wait",
-                 batch_size: int = 256) -> list[Rollout]:
-        if min_think_tokens > 0 or max_think_tokens is not None:
+                 batch_size: int = 256, max_answer_tokens: int | None = None) -> list[Rollout]:
+        if min_think_tokens > 0 or max_think_tokens is not None or max_answer_tokens:
             from r1zero.errors import UserError
 
             raise UserError("eval: budget forcing (min/max_think_tokens) does not run with eval.tools")

@@ -301,6 +301,10 @@ def test_budget_forcing_thinks_then_answers_in_two_calls():
         assert calls == [(rows, width, 8, forced.thinking), (rows, width + 10, new, forced.answering)]
     assert w.completions == plain.completions == 50 * 8
     assert w.working_answers == round(forced.working_share * 400)
+    # an answer cap (max_answer_tokens) bounds the answer call and every row's answer
+    capped = RecipeInputs(tiny_recipe(eval={"max_think_tokens": 8, "max_answer_tokens": 3, "greedy": False}))
+    (_, answer), *_ = capped.workload("eval").rounds[0]
+    assert answer.new == 3 and max(answer.lengths) == 3 and answer.lengths == tuple(min(n, 3) for n in forced.answering)
 
 
 def test_a_split_of_harder_problems_expects_the_corpus_lengths_of_those_problems(inputs):

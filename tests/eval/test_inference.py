@@ -89,6 +89,15 @@ def test_max_budget_closes_thinking_and_forces_the_answer(tokenizer):
     assert r.logprobs[2:4] == [0.0, 0.0]  # the forced `</think><answer>`
 
 
+def test_the_answer_cap_cuts_an_answer_after_thinking(tokenizer):
+    r, _ = forced(tokenizer, max_think_tokens=2, max_answer_tokens=1)  # forced: `<answer>` is inserted, then 1
+    assert r.text == "<think>7</think><answer>4" and r.finish_reason == "length"
+    r, _ = forced(tokenizer, max_think_tokens=2, max_answer_tokens=2)
+    assert r.text == "<think>7</think><answer>4</answer>" and r.finish_reason == "stop"
+    r, _ = forced(tokenizer, max_answer_tokens=2)  # thinking closed by the model: `<answer>4` is its answer
+    assert r.text == "<think>77</think><answer>4" and r.finish_reason == "length"
+
+
 def test_min_and_max_budget_together(tokenizer):
     r, think = forced(tokenizer, min_think_tokens=6, max_think_tokens=6)
     assert think == 6 and r.text.endswith("</think><answer>4</answer>")
