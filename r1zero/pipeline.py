@@ -23,7 +23,7 @@ import yaml
 from r1zero.errors import UserError
 from r1zero.models.io import device_line, resolve_device
 from r1zero.recipe import Recipe
-from r1zero.stages import STAGES, StageContext
+from r1zero.stages import STAGES, StageContext, done_record, recorded_model
 
 
 def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> tuple[Path, bool, Path | None]:
@@ -113,13 +113,14 @@ def run_stages(recipe: Recipe, run_dir: Path, device: str, resume: bool) -> None
                                device)
             t0 = time.perf_counter()
             out = STAGES.get(recipe.kinds[sid]).run(recipe.sections[sid], ctx)
-            record = {"model": str(out) if out else None, "seconds": round(time.perf_counter() - t0, 2)}
+            record = done_record(run_dir, out, time.perf_counter() - t0)
             done.write_text(json.dumps(record))
-        if record["model"]:
-            outputs[sid] = last = Path(record["model"])
+        if model := recorded_model(run_dir, record):
+            outputs[sid] = last = model
     if last is not None:
         link = run_dir / "final"
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(last.resolve().relative_to(run_dir.resolve()))
+        target, home = last.resolve(), run_dir.resolve()
+        link.symlink_to(target.relative_to(home) if target.is_relative_to(home) else target)
     print(f"run {run_dir} finished in {time.perf_counter() - t_start:.0f} s")

@@ -27,6 +27,20 @@ class StageContext:
     device: str = "cpu"  # torch device the stage computes on (the recipe's `device`, resolved)
 
 
+def done_record(run_dir: Path, model: Path | None, seconds: float) -> dict:
+    """A finished stage's done.json: its model folder, relative to the run folder where it lies inside it (so a
+    copied or moved run folder resumes from its own models), and its wall seconds."""
+    if model is not None and Path(model).resolve().is_relative_to(Path(run_dir).resolve()):
+        model = Path(model).resolve().relative_to(Path(run_dir).resolve())
+    return {"model": str(model) if model else None, "seconds": round(seconds, 2)}
+
+
+def recorded_model(run_dir: Path, record: dict) -> Path | None:
+    """The model folder a done.json names (`done_record`; earlier runs wrote absolute paths)."""
+    model = record.get("model")
+    return None if not model else Path(model) if Path(model).is_absolute() else Path(run_dir) / model
+
+
 @dataclass(frozen=True)
 class Stage:
     config: type

@@ -1,5 +1,7 @@
 """Recipes: every shipped recipe resolves; each user mistake exits 2 with one clear line."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +92,15 @@ def test_run_folder_is_never_clobbered(tmp_path):
     assert marker.stat().st_mtime_ns != before
     assert (run_dir / "final").resolve() == (run_dir / "build" / "model").resolve()
     assert Path(run_dir / "final" / "config.json").is_file()
+
+
+def test_a_copied_run_folder_resumes_from_its_own_models(tmp_path):
+    recipe = {"name": "r", "out_dir": str(tmp_path), "stages": ["build"],
+              "build": {"hidden_size": 32, "layers": 1, "vocab_size": 300}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert run_cli("run", "recipe.yaml", cwd=tmp_path).returncode == 0
+    assert json.loads((tmp_path / "r" / "build" / "done.json").read_text())["model"] == "build/model"
+    shutil.copytree(tmp_path / "r", tmp_path / "copy", symlinks=True)
+    shutil.rmtree(tmp_path / "r")
+    assert run_cli("run", "recipe.yaml", "name=copy", "--resume", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "copy" / "final").resolve() == (tmp_path / "copy" / "build" / "model").resolve()

@@ -20,6 +20,7 @@ from r1zero.errors import UserError
 from r1zero.eval.evaluate import EvalOptions, ModelEval, evaluate_model, load_task_examples
 from r1zero.eval.report import print_table, write_report
 from r1zero.eval.workers import ChunkPool
+from r1zero.stages import recorded_model
 
 __all__ = ["evaluate_model", "evaluate_models", "print_table", "run_eval"]
 
@@ -28,10 +29,10 @@ def resolve_model(ref: str, run_dir: Path) -> Path:
     """An earlier stage id of this run (its done.json names its model) or a model folder."""
     done = run_dir / ref / "done.json"
     if "/" not in ref and done.is_file():
-        model = json.loads(done.read_text()).get("model")
-        if not model:
+        model = recorded_model(run_dir, json.loads(done.read_text()))
+        if model is None:
             raise UserError(f"eval.models: stage {ref!r} wrote no model")
-        return Path(model)
+        return model
     from r1zero.models.io import check_model_folder
 
     check_model_folder(ref)
