@@ -36,9 +36,13 @@ def done_record(run_dir: Path, model: Path | None, seconds: float) -> dict:
 
 
 def recorded_model(run_dir: Path, record: dict) -> Path | None:
-    """The model folder a done.json names (`done_record`; earlier runs wrote absolute paths)."""
-    model = record.get("model")
-    return None if not model else Path(model) if Path(model).is_absolute() else Path(run_dir) / model
+    """The model folder a done.json names: relative to the run folder (`done_record`), or as earlier runs wrote
+    it (the run folder's path joined with the stage's, absolute or relative to where the run started)."""
+    if not record.get("model"):
+        return None
+    model = Path(record["model"])
+    inside = Path(run_dir) / model
+    return inside if not model.is_absolute() and inside.exists() else model
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,17 @@ def test_a_copied_run_folder_resumes_from_its_own_models(tmp_path):
     shutil.rmtree(tmp_path / "r")
     assert run_cli("run", "recipe.yaml", "name=copy", "--resume", cwd=tmp_path).returncode == 0
     assert (tmp_path / "copy" / "final").resolve() == (tmp_path / "copy" / "build" / "model").resolve()
+
+
+def test_done_records_name_models_inside_the_run_and_still_read_older_records(tmp_path):
+    from r1zero.stages import done_record, recorded_model
+
+    run = tmp_path / "r"
+    (run / "a" / "model").mkdir(parents=True)
+    record = done_record(run, run / "a" / "model", 1.234)
+    assert record == {"model": "a/model", "seconds": 1.23}
+    assert recorded_model(run, record) == run / "a" / "model"
+    assert recorded_model(run, {"model": str(run / "a" / "model")}) == run / "a" / "model"  # absolute, as before
+    assert recorded_model(run, {"model": "runs/r/a/model"}) == Path("runs/r/a/model")  # relative to the start
+    assert done_record(run, tmp_path / "elsewhere", 0)["model"] == str(tmp_path / "elsewhere")
+    assert recorded_model(run, done_record(run, None, 0)) is None

@@ -31,7 +31,8 @@ def tool_generate(tools: list[str], max_turns: int, max_total_tokens: int = 0):
         if min_think_tokens > 0 or max_think_tokens is not None or max_answer_tokens:
             from r1zero.errors import UserError
 
-            raise UserError("eval: budget forcing (min/max_think_tokens) does not run with eval.tools")
+            raise UserError("eval: budget forcing (min/max_think_tokens, max_answer_tokens) does not run with "
+                            "eval.tools")
         sampler = MultiTurnSampler(HFSampler(model, tokenizer, batch_size), tokenizer, make_env, max_turns,
                                    max_total_tokens)
         return sampler.generate(prompt_ids, n, params)
