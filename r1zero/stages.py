@@ -30,8 +30,8 @@ class StageContext:
 def done_record(run_dir: Path, model: Path | None, seconds: float) -> dict:
     """A finished stage's done.json: its model folder, relative to the run folder where it lies inside it (so a
     copied or moved run folder resumes from its own models), and its wall seconds."""
-    if model is not None and Path(model).resolve().is_relative_to(Path(run_dir).resolve()):
-        model = Path(model).resolve().relative_to(Path(run_dir).resolve())
+    if model is not None and (where := Path(model).resolve()).is_relative_to(home := Path(run_dir).resolve()):
+        model = where.relative_to(home)
     return {"model": str(model) if model else None, "seconds": round(seconds, 2)}
 
 

@@ -231,9 +231,8 @@ def evaluate_model(model_dir: str | Path, cfg: Any, seed: int, examples: list[Ex
     end_id, equivalent = single_token_id(tokenizer, THINK_END), MathEquivalence()
     k = opts.samples
     budget = {"min_think_tokens": opts.min_think_tokens, "max_think_tokens": opts.max_think_tokens or None,
-              "wait_text": opts.wait_text, "batch_size": opts.batch_size}
-    if opts.max_answer_tokens:
-        budget["max_answer_tokens"] = opts.max_answer_tokens
+              "wait_text": opts.wait_text, "batch_size": opts.batch_size,
+              "max_answer_tokens": opts.max_answer_tokens or None}
     spans = plan_chunks([len(p) for p in prompt_ids], opts)
     chunks = [([prompt_ids[i] for i in span], opts.sampling(seed + c),
                opts.sampling(seed + c, greedy=True) if opts.greedy else None) for c, span in enumerate(spans)]

@@ -5,11 +5,11 @@ A library for `r1zero eval` and the server alike:
 - `budget_forced_generate`: s1's budget forcing (Muennighoff et al. 2025). Thinking runs with
   `</think>` as a stop token; a row that closes its thinking before `min_think_tokens` has that
   `</think>` replaced by `wait_text` and continues; a row that reaches `max_think_tokens` without
-  closing gets `</think>` and `answer_prefix` appended and goes on to answer, in at most
-  `max_answer_tokens` tokens where that is set (as other budget-forcing tools cap the answer: without a
-  cap a model forced to answer early can go on working inside its answer, past the budget). Like s1's reference
-  code (vLLM with stop tokens), each round re-reads the prompt so far (no KV cache across rounds);
-  rounds are batched across all prompts still thinking. Departures from s1: the forced answer
+  closing gets `</think>` and `answer_prefix` appended and goes on to answer. Every row's answer (what it
+  writes after its thinking) gets at most `max_answer_tokens` where that is set, as other budget-forcing
+  tools cap it: without a cap a model forced to answer early can go on working inside its answer, past
+  the budget. Like s1's reference code (vLLM with stop tokens), each round re-reads the prompt so far
+  (no KV cache across rounds); rounds are batched across all prompts still thinking. Departures from s1: the forced answer
   starts with the project's `<answer>` tag, not "Final Answer:"; the budget counts every
   completion token before `</think>` (an opening `<think>` and inserted "Wait"s included);
   inserted tokens carry log-prob 0.0, the log-prob of a token the forcing policy emits for sure.

@@ -25,6 +25,12 @@ log-probs pi_prox, passed to the loss as `prox_logp` while old_logp stays the sa
 as well, old_logp already is the trainer's, so pi_prox = old_logp and the TIS weight is the (truncated)
 behaviour weight.
 
+Rows whose advantage is exactly 0 (a group with equal rewards; `skip_zero_advantage`, with beta 0 and
+per-completion advantages) are left out of the forward and backward: their loss term is 0 and the
+normaliser (`shard_share` over the whole minibatch) still counts them, so the gradient is unchanged; a
+micro-batch with fewer such rows than ranks runs whole, so every rank runs the same passes and an all-zero
+step still hands AdamW (zero) gradients.
+
 Every rank runs the same number of forward passes, which FSDP's collectives need: minibatches,
 micro-steps and the number of length pieces are functions of the global batch, not of a rank's rows.
 PPO with a critic (an advantage estimator with `token_advantages`, i.e. `gae`): a Critic (r1zero.train.critic)
